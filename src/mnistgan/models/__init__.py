@@ -1,0 +1,1 @@
+"""Network definitions. Constructors take plain arguments only: no globals, no files."""
