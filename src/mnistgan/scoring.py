@@ -63,14 +63,22 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2}), numerically stabilised as in torch-fidelity."""
-    diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    covmean = np.real(covmean)
-    return float(max(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean), 0.0))
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2}).
+
+    Tr((S1 S2)^{1/2}) is computed as the sum of the square roots of the eigenvalues of the
+    symmetric PSD matrix S1^{1/2} S2 S1^{1/2} (same spectrum as S1 S2), which avoids the
+    complex round-off of a general matrix square root.
+    """
+    diff = np.asarray(mu1, np.float64) - np.asarray(mu2, np.float64)
+    root1 = _psd_sqrt(np.asarray(sigma1, np.float64))
+    middle = root1 @ np.asarray(sigma2, np.float64) @ root1
+    tr_covmean = np.sqrt(np.clip(linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    return float(max(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean, 0.0))
+
+
+def _psd_sqrt(m: np.ndarray) -> np.ndarray:
+    w, v = linalg.eigh((m + m.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, n_classes: int = 10) -> np.ndarray:

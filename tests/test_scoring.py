@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+
+from mnistgan import scoring
+from mnistgan.models.lenet import LeNet
+
+
+def test_fid_of_identical_sets_is_zero_and_grows_with_shift():
+    f = np.random.default_rng(0).normal(size=(500, 8))
+    mu, sigma = scoring.gaussian_stats(f)
+    assert scoring.frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-6)
+    mu2, sigma2 = scoring.gaussian_stats(f + 1.0)
+    assert scoring.frechet_distance(mu, sigma, mu2, sigma2) == pytest.approx(8.0, rel=1e-6)
+
+
+def test_fid_matches_closed_form_for_diagonal_gaussians():
+    s1, s2 = np.diag([1.0, 4.0]), np.diag([9.0, 1.0])
+    # sum (sqrt(a) - sqrt(b))^2 for commuting covariances
+    assert scoring.frechet_distance(np.zeros(2), s1, np.zeros(2), s2) == pytest.approx((1 - 3) ** 2 + (2 - 1) ** 2)
+
+
+def test_inception_score_bounds():
+    confident_uniform = np.eye(10)[np.arange(1000) % 10]
+    assert scoring.inception_score(confident_uniform) == pytest.approx(10.0, rel=1e-6)
+    one_class = np.tile(np.eye(10)[3], (100, 1))
+    assert scoring.inception_score(one_class) == pytest.approx(1.0, rel=1e-6)
+    unsure = np.full((100, 10), 0.1)
+    assert scoring.inception_score(unsure) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_label_accuracy_and_confusion():
+    probs = np.eye(10)[[0, 1, 2, 2]]
+    assert scoring.label_accuracy(probs, [0, 1, 2, 3]) == 0.75
+    m = scoring.confusion_matrix(np.array([0, 1, 2, 3]), probs.argmax(1))
+    assert m.sum() == 4 and m[3, 2] == 1 and np.trace(m) == 3
+
+
+def test_to_model_input_scales_uint8_to_minus_one_one():
+    x = scoring.to_model_input(np.array([[[0, 255]]], dtype=np.uint8))
+    assert x.shape == (1, 1, 1, 2) and x.min() == -1 and x.max() == 1
+
+
+def test_scores_do_not_depend_on_batch_size():
+    torch.manual_seed(0)
+    model = LeNet((4, 8), (16, 12))
+    images = np.random.default_rng(0).integers(0, 256, size=(103, 28, 28), dtype=np.uint8)
+    f1, p1 = scoring.lenet_outputs(model, images, batch_size=7)
+    f2, p2 = scoring.lenet_outputs(model, images, batch_size=103)
+    np.testing.assert_allclose(f1, f2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p1, p2, rtol=1e-5, atol=1e-7)
+    ref = scoring.gaussian_stats(f2)
+    a = scoring.score_samples(model, images, labels=np.zeros(103, int), ref_stats=ref, batch_size=7)
+    b = scoring.score_samples(model, images, labels=np.zeros(103, int), ref_stats=ref, batch_size=50)
+    assert a["fid"] == pytest.approx(b["fid"], abs=1e-4) and a["fid"] < 1e-3
+    assert a["is"] == pytest.approx(b["is"], rel=1e-6) and a["lenet_acc"] == b["lenet_acc"]
+
+
+def test_lenet_outputs_restore_training_mode():
+    model = LeNet((4, 8), (16, 12)).train()
+    scoring.lenet_outputs(model, np.zeros((2, 28, 28), np.uint8))
+    assert model.training

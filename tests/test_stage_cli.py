@@ -1,0 +1,53 @@
+"""Stage scripts as a user runs them: --help, and one clear error line with no output left."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script, *args, cwd=ROOT, env=None):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "stages" / script), *args],
+        cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "stages").glob("*.py")))
+def test_every_stage_explains_itself(script):
+    r = run(script, "--help")
+    assert r.returncode == 0, r.stderr
+    assert "--params" in r.stdout and len(r.stdout.splitlines()) > 3
+
+
+def test_corrupt_mirror_file_gives_one_md5_line_and_no_output(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    shared = ROOT.parent / "shared" / "mnist"
+    for name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        src = shared / name
+        (mirror / name).write_bytes(src.read_bytes() if src.exists() else b"x")
+    (mirror / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b corrupted copy")
+    out = tmp_path / "raw"
+    r = run("download.py", "--out", str(out), "--params", str(ROOT / "params.yaml"),
+            env={"MNIST_MIRROR": str(mirror), "MNISTGAN_PUBLIC_MIRRORS": ""})
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "md5" in lines[0] and "expected" in lines[0] and str(mirror) in lines[0]
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mirror"]
+
+
+def test_bad_params_stop_a_stage_before_work(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text((ROOT / "params.yaml").read_text().replace("lr: 0.001", "lr: -0.001", 1))
+    out = tmp_path / "raw"
+    r = run("download.py", "--out", str(out), "--params", str(bad), env={"MNISTGAN_PUBLIC_MIRRORS": ""})
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f"download: error: {bad}: lenet.lr must be > 0.0 (got -0.001)"]
+    assert not out.exists()
