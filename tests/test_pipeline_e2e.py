@@ -1,7 +1,8 @@
 """`dvc repro` of the real pipeline in a temporary Git+DVC repository on a tiny configuration.
 
 Uses the genuine MNIST files (from $MNIST_MIRROR or ../shared/mnist): the download stage
-checks the canonical md5s, so fake files cannot stand in for them here.
+checks the canonical md5s, so fake files cannot stand in for them here. The pipeline runs
+once per module (``tiny_repo``); tests that change things work on a copy of it.
 """
 
 from __future__ import annotations
@@ -23,15 +24,32 @@ from tiny import TINY_OVERRIDES, apply_overrides
 pytestmark = pytest.mark.e2e
 
 MNIST = shared_mnist()
-needs_mnist = pytest.mark.skipif(MNIST is None, reason="genuine MNIST files not available offline "
-                                 "(set MNIST_MIRROR to a directory holding the four .gz files)")
+if MNIST is None:
+    pytest.skip("genuine MNIST files not available offline (set MNIST_MIRROR to a directory "
+                "holding the four .gz files)", allow_module_level=True)
 
 
-def sh(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+def sh(cmd: list[str], cwd: Path, env: dict, check: bool = True, timeout: int = 1200) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
     return r
+
+
+def stages_run(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+def project_env(dest: Path) -> dict:
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(dest / "src"),
+        "MNIST_MIRROR": str(MNIST),
+        "MNISTGAN_PUBLIC_MIRRORS": "",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+    }
 
 
 def make_project(dest: Path, overrides: dict[str, object]) -> dict:
@@ -46,56 +64,124 @@ def make_project(dest: Path, overrides: dict[str, object]) -> dict:
         shutil.copy2(ROOT / rel, dest / rel)
     params = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(dest / "src"),
-        "MNIST_MIRROR": str(MNIST),
-        "MNISTGAN_PUBLIC_MIRRORS": "",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    sh(["git", "init", "-q"], dest, env)
+    env = project_env(dest)
     assert (dest / ".dvc/config").is_file()  # the project's own DVC config came along
+    sh(["git", "init", "-q", "-b", "main"], dest, env)
     sh(["git", "add", "-A"], dest, env)
     sh(["git", "commit", "-qm", "init"], dest, env)
     return env
 
 
-@needs_mnist
-def test_tiny_pipeline_end_to_end(tmp_path):
-    env = make_project(tmp_path, TINY_OVERRIDES)
-    sh(["dvc", "repro"], tmp_path, env)
+def copy_repo(src: Path, dest: Path) -> dict:
+    shutil.copytree(src, dest, symlinks=True)
+    return project_env(dest)
 
-    # Every declared output exists, and the numbers are sane for a tiny run.
-    lenet = json.loads((tmp_path / "metrics/lenet/metrics.json").read_text())
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory) -> Path:
+    """The tiny pipeline reproduced once, its lock and results committed."""
+    repo = tmp_path_factory.mktemp("tiny") / "repo"
+    repo.mkdir()
+    env = make_project(repo, TINY_OVERRIDES)
+    t0 = time.perf_counter()
+    r = sh(["dvc", "repro"], repo, env)
+    print(f"tiny dvc repro: {time.perf_counter() - t0:.1f}s, stages {stages_run(r.stdout)}")
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "tiny run"], repo, env)
+    return repo
+
+
+def test_outputs_and_numbers(tiny_repo):
+    lenet = json.loads((tiny_repo / "metrics/lenet/metrics.json").read_text())
     assert 0.5 < lenet["test_acc"] <= 1.0
     assert 1.0 <= lenet["test_is"] <= 10.0
-    counts = (tmp_path / "plots/data/class_counts_train.csv").read_text().splitlines()
+    counts = (tiny_repo / "plots/data/class_counts_train.csv").read_text().splitlines()
     assert counts[0] == "digit,count" and sum(int(r.split(",")[1]) for r in counts[1:]) == 1200
     for png in ("plots/data/tsne.png", "plots/data/domains.png"):
-        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
-    assert {p.name for p in (tmp_path / "models/lenet").iterdir()} == {"lenet.pt", "config.json", "test_stats.npz"}
+        assert (tiny_repo / png).read_bytes()[:4] == b"\x89PNG"
+    assert {p.name for p in (tiny_repo / "models/lenet").iterdir()} == {"lenet.pt", "config.json", "test_stats.npz"}
+    timing = json.loads((tiny_repo / "metrics/timings/train_lenet.json").read_text())
+    assert timing["wall_s"] > 0 and 10 < timing["peak_rss_mb"] < 4096
 
-    # A second repro runs nothing, quickly.
+
+def test_second_repro_is_a_fast_noop(tiny_repo):
+    env = project_env(tiny_repo)
     t0 = time.perf_counter()
-    r = sh(["dvc", "repro"], tmp_path, env)
+    r = sh(["dvc", "repro"], tiny_repo, env)
     elapsed = time.perf_counter() - t0
-    assert "Running stage" not in r.stdout
+    assert stages_run(r.stdout) == []
     assert elapsed < 5.0, f"no-op dvc repro took {elapsed:.1f}s"
+    assert "changed" not in sh(["dvc", "status"], tiny_repo, env).stdout
 
-    # The metrics and plots a user asks DVC for.
-    shown = sh(["dvc", "metrics", "show", "--json"], tmp_path, env).stdout
+
+def test_metrics_and_plots_render(tiny_repo):
+    env = project_env(tiny_repo)
+    shown = sh(["dvc", "metrics", "show", "--json"], tiny_repo, env).stdout
     assert "test_acc" in shown
-    sh(["dvc", "plots", "show", "-o", "dvc_plots"], tmp_path, env)
-    html = (tmp_path / "dvc_plots/index.html").read_text()
+    out = tiny_repo.parent / "dvc_plots"
+    sh(["dvc", "plots", "show", "-o", str(out)], tiny_repo, env)
+    html = (out / "index.html").read_text()
     for title in ("class counts, train", "LeNet confusion matrix", "LeNet accuracy per epoch"):
         assert title in html, title
 
-    # Changing one stage's params reruns it and what depends on it, nothing upstream.
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    params["lenet"]["lr"] = params["lenet"]["lr"] / 2
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    r = sh(["dvc", "repro"], tmp_path, env)
-    ran = [line.split("'")[1] for line in r.stdout.splitlines() if line.startswith("Running stage")]
+
+def test_changing_lenet_params_reruns_only_lenet_and_dependants(tiny_repo, tmp_path):
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    r = sh(["dvc", "exp", "run", "-S", "lenet.lr=0.002", "-n", "lr2"], repo, env)
+    ran = stages_run(r.stdout)
     assert "train_lenet" in ran and "download" not in ran and "prepare" not in ran
+    assert json.loads(sh(["dvc", "status", "--json"], repo, env).stdout) == {}
+
+
+def test_rerun_gives_identical_metrics(tiny_repo, tmp_path):
+    """Determinism on CPU: the same params and seed give the same metrics.json twice."""
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    before = (repo / "metrics/lenet/metrics.json").read_text()
+    r = sh(["dvc", "repro", "-f", "train_lenet"], repo, env)
+    assert stages_run(r.stdout) == ["train_lenet"]
+    after = (repo / "metrics/lenet/metrics.json").read_text()
+    strip = lambda s: {k: v for k, v in json.loads(s).items() if k != "device"}  # noqa: E731
+    assert strip(after) == strip(before)
+
+
+def test_experiments_queue_push_and_pull_into_a_second_clone(tiny_repo, tmp_path):
+    """Share experiments with DVC's own machinery: queue, push to Git + DVC remotes, pull elsewhere."""
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    git_remote, dvc_remote = tmp_path / "remote.git", tmp_path / "dvcstore"
+    sh(["git", "init", "-q", "--bare", str(git_remote)], tmp_path, env)
+    sh(["git", "remote", "add", "origin", str(git_remote)], repo, env)
+    sh(["dvc", "remote", "add", "-d", "store", str(dvc_remote)], repo, env)
+    sh(["git", "commit", "-qam", "remotes"], repo, env)
+    sh(["git", "push", "-q", "origin", "main"], repo, env)
+    sh(["dvc", "push"], repo, env)
+
+    for lr in ("0.002", "0.004"):
+        sh(["dvc", "exp", "run", "--queue", "-S", f"lenet.lr={lr}", "-n", f"lr-{lr}"], repo, env)
+    sh(["dvc", "queue", "start", "-j", "2"], repo, env)
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = sh(["dvc", "queue", "status"], repo, env).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    names = sorted(e["name"] for rev in shown for e in (rev.get("experiments") or []) if e.get("name"))
+    assert names == ["lr-0.002", "lr-0.004"], names
+    sh(["dvc", "exp", "push", "origin", "lr-0.002", "lr-0.004"], repo, env)
+
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(git_remote), str(clone)], tmp_path, env)
+    cenv = project_env(clone)
+    sh(["dvc", "exp", "pull", "origin", "lr-0.002", "lr-0.004"], clone, cenv)
+    table = sh(["dvc", "exp", "show", "--csv"], clone, cenv).stdout
+    assert "lr-0.002" in table and "lr-0.004" in table
+    sh(["dvc", "exp", "apply", "lr-0.004"], clone, cenv)
+    sh(["dvc", "pull"], clone, cenv)
+    assert (clone / "models/lenet/lenet.pt").is_file()
+    r = sh(["dvc", "repro"], clone, cenv)
+    assert stages_run(r.stdout) == [], "pulled experiment should not need retraining"

@@ -9,6 +9,8 @@ stage's outputs are written atomically by the library, so nothing half-written i
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import signal
 import sys
 import time
@@ -39,6 +41,8 @@ def run_stage(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser.add_argument("--timing", metavar="JSON", default=None,
+                        help="write this run's wall time and peak memory here (REPORT.md reads them)")
     if configure:
         configure(parser)
     args = parser.parse_args(argv)
@@ -56,4 +60,10 @@ def run_stage(
     except Terminated:
         print(f"{name}: terminated; completed checkpoints are kept, partial outputs removed", file=sys.stderr)
         sys.exit(143)
-    print(f"{name}: done in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    wall = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    if args.timing:
+        from .files import save_json
+
+        save_json(args.timing, {"wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb, 1)})
+    print(f"{name}: done in {wall:.1f}s (peak memory {peak_mb:.0f} MB)", file=sys.stderr)

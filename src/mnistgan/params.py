@@ -65,6 +65,16 @@ class Bool:
 
 
 @dataclass(frozen=True)
+class Name:
+    """A short label: letters, digits, '-', '_' and '.' only."""
+
+    def check(self, key: str, v: Any) -> str:
+        if not isinstance(v, str) or not v or not all(c.isalnum() or c in "-_." for c in v):
+            raise ParamsError(f"{key} must be a short name of letters, digits, '-', '_', '.' (got {v!r})")
+        return v
+
+
+@dataclass(frozen=True)
 class Choice:
     options: tuple[str, ...]
 
@@ -104,6 +114,7 @@ BETA = Float(0.0, 1.0)
 SEED = Int(0, 2**31 - 1)
 
 SCHEMA: dict[str, Any] = {
+    "profile": Name(),  # a label carried into metrics and REPORT.md (quick, paper, ...)
     "seed": SEED,
     "device": Choice(DEVICES),
     "data": {
