@@ -1,0 +1,87 @@
+"""Train one DCGAN or CCGAN run of report 000 (sections 2-3) and score it with the fixed LeNet.
+
+The run id in the report's notation, F<n>-D<n>-B<n>[-vbn][-ls] (e.g. F1-D1-B64-ls), gives the
+width F, the discriminator depth D, the batch size B and the switches (virtual batch
+normalisation; one-sided label smoothing with real target <family>.label_smoothing).
+Everything else comes from params.yaml: the `gan` section and the family's own.
+
+Per epoch, dvclive logs d_loss, g_loss, d_acc_real, d_acc_fake; every <family>.eval_every
+epochs also the LeNet scores of gan.eval_samples digits from fixed noise: is, fid (LeNet-FID
+against the real test set) and, for the CCGAN, lenet_acc (accuracy on the intended class).
+
+Writes:
+  --out         models/<family>/<run>/: generator.pt and config.json (mnistgan.gan.load_generator)
+  --live        metrics/<family>/<run>/: dvclive's metrics.json and plots/metrics/*.tsv
+  --grid        plots/<family>/<run>.png: 100 digits from fixed noise (CCGAN: one class per row)
+  --checkpoint  a checkpoint after every epoch: a rerun of a killed stage resumes from it and
+                ends with the same outputs as an uninterrupted run
+"""
+
+from pathlib import Path
+
+import torch
+from dvclive import Live
+
+from mnistgan import classifier, device as devices, figures, gan, scoring
+from mnistgan.cli import run_stage
+from mnistgan.files import load_npz
+from mnistgan.params import parse_run_id
+
+FAMILIES = ("dcgan", "ccgan")
+
+
+def main(args, params):
+    family, run = args.family, args.run
+    spec = parse_run_id(run)
+    shared, p, seed = params["gan"], params[family], params["seed"]
+    conditional = family == "ccgan"
+    dev = devices.select(params["device"])
+    devices.seed_everything(seed)
+
+    train = load_npz(Path(args.data) / "train.npz")
+    x = scoring.to_model_input(train["x"]).to(dev)
+    data = (x, torch.as_tensor(train["y"], dtype=torch.long, device=dev)) if conditional else (x,)
+    real_target = p["label_smoothing"] if spec.smoothing else 1.0
+    model = gan.image_gan(data, conditional=conditional, width=spec.width, depth=spec.depth,
+                          latent=shared["latent"], vbn_batch=spec.batch_size if spec.vbn else 0,
+                          real_target=real_target, seed=seed)
+    scorer, ref_stats = classifier.load_scorer(args.scorer, dev)
+
+    config = gan.TrainConfig(epochs=p["epochs"], batch_size=spec.batch_size, lr=p["lr"], betas=tuple(shared["betas"]),
+                             seed=seed, train_limit=p["train_limit"], eval_every=p["eval_every"], bf16=shared["bf16"])
+    identity = {
+        "family": family, "run": run, "latent": shared["latent"], "real_target": real_target,
+        "eval_samples": shared["eval_samples"],
+        "inputs": gan.file_digest([Path(args.data) / "train.npz", args.scorer, __file__]),
+        "code": gan.code_digest(),
+    }
+    name = f"train_gan {family} {run}"
+    with Live(args.live, dvcyaml=False, save_dvc_exp=False) as live:
+        history = gan.train(
+            model, data, config, name=name, identity=identity, checkpoint=args.checkpoint,
+            evaluate=lambda: gan.lenet_scores(model.generator, scorer, ref_stats, shared["eval_samples"],
+                                              seed + gan.EVAL_SEED, params["scoring"]["batch_size"]),
+            on_epoch=gan.dvclive_logger(live, name, p["epochs"]),
+        )
+        live.summary["epochs"] = p["epochs"]
+
+    labels = torch.arange(10).repeat_interleave(10) if conditional else None
+    grid = gan.generate(model.generator, gan.latent_noise(100, shared["latent"], seed + gan.GRID_SEED), labels)
+    figures.save_grid(args.grid, grid.numpy(), nrow=10, title=f"{family.upper()} {run}, epoch {p['epochs']}",
+                      row_labels=[str(c) for c in range(10)] if conditional else None)
+    gan.save_generator(args.out, model.generator, family, {"run": run, "epochs": p["epochs"], "final": history[-1]})
+
+
+def configure(parser):
+    parser.add_argument("--family", required=True, choices=FAMILIES)
+    parser.add_argument("--run", required=True, help="run id F<n>-D<n>-B<n>[-vbn][-ls], e.g. F1-D1-B64")
+    parser.add_argument("--data", default="data/prepared", help="prepared train.npz")
+    parser.add_argument("--scorer", default="models/lenet", help="the fixed LeNet scorer")
+    parser.add_argument("--out", required=True, help="generator directory, e.g. models/ccgan/F1-D1-B64")
+    parser.add_argument("--live", required=True, help="dvclive directory, e.g. metrics/ccgan/F1-D1-B64")
+    parser.add_argument("--grid", required=True, help="sample grid PNG, e.g. plots/ccgan/F1-D1-B64.png")
+    parser.add_argument("--checkpoint", required=True, help="e.g. checkpoints/ccgan/F1-D1-B64.pt")
+
+
+if __name__ == "__main__":
+    run_stage(main, __doc__, configure)

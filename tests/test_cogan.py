@@ -1,0 +1,82 @@
+"""Coupled GAN (report 004): weight sharing, output size and the pixel agreement score."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mnistgan import agreement, domains, gan
+from mnistgan.models.cogan import MAX_SHARED, CoupledDiscriminator, CoupledGenerator
+from mnistgan.params import COGAN_DOMAINS
+
+
+def tensors(module: nn.Module) -> list[torch.Tensor]:
+    return list(module.parameters()) + list(module.buffers())
+
+
+@pytest.mark.parametrize("shared", range(MAX_SHARED + 1))
+def test_generator_shares_exactly_the_first_layers(shared):
+    g = CoupledGenerator(shared_layers=shared, width=0.125)
+    one, two = g.branch(0), g.branch(1)
+    assert len(one) == len(two) == MAX_SHARED + 1
+    for k in range(MAX_SHARED + 1):
+        pairs = list(zip(tensors(one[k]), tensors(two[k])))
+        if k < shared:
+            assert one[k] is two[k] and all(a is b for a, b in pairs)
+        else:
+            assert all(a.data_ptr() != b.data_ptr() for a, b in pairs)
+
+
+def test_generator_lands_on_28x28_and_rejects_bad_sharing():
+    x1, x2 = CoupledGenerator(width=0.125)(torch.randn(3, 100))
+    assert x1.shape == x2.shape == (3, 1, 28, 28)
+    for bad in (-1, MAX_SHARED + 1):
+        with pytest.raises(ValueError, match="shared_layers"):
+            CoupledGenerator(shared_layers=bad)
+
+
+def test_discriminator_shares_the_last_layers():
+    d = CoupledDiscriminator()
+    one, two = d.branch(0), d.branch(1)
+    # conv 20 + max-pool per domain; conv 50 + max-pool, FC 500, PReLU, FC 1 shared
+    assert [a is b for a, b in zip(one, two)] == [False, False] + [True] * (len(one) - 2)
+    assert one[0].weight.data_ptr() != two[0].weight.data_ptr()
+    x = torch.rand(2, 1, 28, 28)
+    out1, out2 = d(x, x)
+    assert out1.shape == out2.shape == (2,) and not torch.allclose(out1, out2)
+
+
+def test_param_domains_match_the_transforms():
+    assert COGAN_DOMAINS == tuple(domains.TRANSFORMS)
+
+
+@pytest.mark.parametrize("domain", COGAN_DOMAINS)
+def test_agreement_of_an_exact_transform_pair_is_one(domain):
+    x = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    assert agreement.pixel_agreement(x, domains.transform(domain, x), domain) == 1.0
+
+
+@pytest.mark.parametrize("domain", COGAN_DOMAINS)
+def test_agreement_of_unrelated_images_is_lower(domain):
+    rng = np.random.default_rng(1)
+    x1, x2 = (rng.integers(0, 256, (20, 28, 28), dtype=np.uint8) for _ in range(2))
+    assert agreement.pixel_agreement(x1, domains.transform(domain, x2), domain) < 0.9
+
+
+class RotatingPair(nn.Module):
+    """A 'CoGAN generator' whose domain-2 image is exactly its domain-1 image rotated."""
+
+    latent = 8
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(self.latent, 28 * 28)
+
+    def forward(self, z):
+        x = torch.tanh(self.fc(z)).view(-1, 1, 28, 28)
+        return x, torch.rot90(x, 1, (-2, -1))
+
+
+def test_agreement_score_of_a_generator_pair_that_is_the_transform_is_one():
+    assert gan.agreement_scores(RotatingPair(), "rotate", n=50, seed=0) == {"agreement": 1.0}
+    assert gan.agreement_scores(RotatingPair(), "negative", n=50, seed=0)["agreement"] < 0.9
