@@ -1,0 +1,112 @@
+"""LeNet classifiers trained on real + synthetic digits, tested on real ones (report 000, 4.2-4.3).
+
+Every classifier is a LeNet of the scorer's architecture (lenet.channels, lenet.hidden) trained
+from scratch with Adam for hybrid.epochs, on a hybrid set of hybrid.total images (0 = the size
+of the prepared training set) in the prepared training set's class proportions, drawn from the
+real training images and the synthetic set (mixing.hybrid_set: within class c a fraction r_c
+of the images is real, the rest synthetic), and tested on the real test set (a stratified
+subset of hybrid.test_images; 0 = all).
+
+* Fig 9: one classifier per real fraction r in hybrid.real_fractions (r = 0: train on
+  synthetic, test on real) -> plots/hybrid/real_fraction.csv (r, test_acc).
+* Fig 10: learning rate x batch size (hybrid.sweep) on one hybrid set of real fraction
+  hybrid.sweep.real_fraction -> plots/hybrid/lr_batch.csv (lr, batch_size, test_acc).
+* Figs 11-12: one classifier per named mix of per-class real fractions (hybrid.mixes, e.g.
+  class 0 at 40% real, the rest at 10%) -> plots/hybrid/confusion/<name>.csv (actual, predicted
+  on the test set).
+
+--metrics (metrics/hybrid.json): acc_real_<r> per real fraction (r with one decimal, e.g.
+acc_real_0.1), sweep.best {lr, batch_size, test_acc}, and per mix its test_acc and real share.
+One progress line per classifier; a setting that recurs (the r = 0.1 classifier is also the
+sweep's lr/batch default and the uniform_10 mix) is trained once and reported each time.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mnistgan import classifier, device as devices, mixing
+from mnistgan.cli import run_stage
+from mnistgan.data import stratified_subset
+from mnistgan.files import load_npz, save_csv, save_json
+
+
+def fraction_key(r: float) -> str:
+    """``acc_real_0.1``: one decimal, more only where r needs them (0.25 -> acc_real_0.25)."""
+    return f"acc_real_{r:.1f}" if round(r, 1) == r else f"acc_real_{r:g}"
+
+
+def main(args, params):
+    h, seed = params["hybrid"], params["seed"]
+    dev = devices.select(params["device"])
+    train, syn = load_npz(Path(args.data) / "train.npz"), load_npz(args.synthetic)
+    test = load_npz(Path(args.data) / "test.npz")
+    keep = stratified_subset(test["y"], h["test_images"], np.random.default_rng(seed))
+    x_test, y_test = test["x"][keep], test["y"][keep]
+    total = h["total"] or len(train["y"])
+    n_jobs = len(h["real_fractions"]) + len(h["sweep"]["lrs"]) * len(h["sweep"]["batch_sizes"]) + len(h["mixes"])
+    trained = {}  # (per-class fractions, lr, batch size) -> (model, test accuracy, real share)
+    reported = 0
+
+    def fit(real_fraction: mixing.RealFraction, what: str, lr: float, batch_size: int):
+        """Train one classifier on the hybrid set of ``real_fraction`` (once per distinct setting)."""
+        nonlocal reported
+        per_class = real_fraction if isinstance(real_fraction, dict) else mixing.fractions_by_class(real_fraction)
+        key = (tuple(per_class.values()), lr, batch_size)
+        start, again = time.perf_counter(), key in trained
+        if not again:
+            # The same seed for every set: a set is a function of its fractions only, so the
+            # sweep's classifiers all see one set, and an identical setting is not retrained.
+            mix = mixing.hybrid_set((train["x"], train["y"]), (syn["x"], syn["y"]), total, per_class,
+                                    np.random.default_rng(seed))
+            result = classifier.train_classifier(
+                mix.x, mix.y, x_test, y_test, epochs=h["epochs"], batch_size=batch_size, lr=lr,
+                lr_decay=h["lr_decay"], channels=params["lenet"]["channels"], hidden=params["lenet"]["hidden"],
+                seed=seed, device=dev, eval_batch_size=params["scoring"]["batch_size"],
+            )
+            trained[key] = (result.model, result.history[-1].test_acc, float(mix.is_real.mean()))
+        model, acc, share = trained[key]
+        reported += 1
+        print(f"train_hybrid: [{reported}/{n_jobs}] {what}: {share:.3f} real of {total}, lr {lr:g}, "
+              f"batch {batch_size} -> test accuracy {acc:.4f} "
+              f"({'same setting as before, not retrained' if again else f'{time.perf_counter() - start:.1f}s'})",
+              flush=True)
+        return model, acc, share
+
+    plots, metrics = Path(args.plots), {}
+    curve = []
+    for r in h["real_fractions"]:
+        acc = fit(r, f"real fraction {r:g}", h["lr"], h["batch_size"])[1]
+        curve.append((r, acc))
+        metrics[fraction_key(r)] = acc
+    save_csv(plots / "real_fraction.csv", ["r", "test_acc"], curve)
+
+    r, sweep = h["sweep"]["real_fraction"], []
+    for lr in h["sweep"]["lrs"]:
+        for bs in h["sweep"]["batch_sizes"]:
+            sweep.append((lr, bs, fit(r, f"sweep at real fraction {r:g}", lr, bs)[1]))
+    save_csv(plots / "lr_batch.csv", ["lr", "batch_size", "test_acc"], sweep)
+    best = max(sweep, key=lambda row: row[2])
+    metrics["sweep"] = {"real_fraction": r, "best": {"lr": best[0], "batch_size": best[1], "test_acc": best[2]}}
+
+    metrics["mixes"] = {}
+    for name, spec in h["mixes"].items():
+        model, acc, share = fit(mixing.fractions_by_class(spec["default"], spec["per_class"]), f"mix {name}",
+                                h["lr"], h["batch_size"])
+        pred = classifier.predict(model, x_test, params["scoring"]["batch_size"], dev).argmax(1)
+        save_csv(plots / "confusion" / f"{name}.csv", ["actual", "predicted"], zip(y_test.tolist(), pred.tolist()))
+        metrics["mixes"][name] = {"test_acc": acc, "real_share": share}
+    save_json(args.metrics, {**metrics, "total": total, "test_images": int(len(y_test)),
+                             "classifiers_trained": len(trained)})
+
+
+def configure(parser):
+    parser.add_argument("--data", default="data/prepared", help="prepared train.npz (real pool) and test.npz")
+    parser.add_argument("--synthetic", default="data/synthetic/train.npz", help="the synthetic pool")
+    parser.add_argument("--plots", default="plots/hybrid")
+    parser.add_argument("--metrics", default="metrics/hybrid.json")
+
+
+if __name__ == "__main__":
+    run_stage(main, __doc__, configure)

@@ -1,0 +1,311 @@
+"""The stages downstream of the GANs on tiny generated data: generate_synthetic, train_hybrid, pca_sweep.
+
+No MNIST files: the prepared arrays, the LeNet scorer and two fake CCGAN runs are made here
+(seconds). Each stage's ``main(args, params)`` runs in-process on them; bad params are checked
+to fail in validation with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT
+from tiny import TINY_OVERRIDES, apply_overrides
+
+from mnistgan import classifier, gan, mixing, params as params_mod, scoring
+from mnistgan.data import allocate
+from mnistgan.errors import PipelineError
+from mnistgan.files import load_npz, save_json, save_npz
+from mnistgan.models import dcgan
+from mnistgan.params import ParamsError
+
+N_TRAIN, N_TEST = 300, 100
+SYNTHETIC_MARK = 255  # pixel (0, 0) of every fake synthetic digit; real digits have 0 there
+
+OVERRIDES = {
+    **TINY_OVERRIDES,
+    "device": "cpu",
+    "lenet.channels": [4, 8],
+    "lenet.hidden": [16, 12],
+    "hybrid.total": 200,
+    "hybrid.test_images": 0,
+    "hybrid.epochs": 1,
+    "hybrid.real_fractions": [0.0, 0.1, 0.25, 1.0],
+    "hybrid.sweep.real_fraction": 0.5,
+    "hybrid.sweep.lrs": [0.001, 0.01],
+    "hybrid.sweep.batch_sizes": [16, 64],
+    "pca.components": [1, 4, 16],
+    "pca.test_images": 0,
+    "pca.ppca_samples": 50,
+}
+
+
+def load_stage(name: str):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_params(**extra) -> dict:
+    raw = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), {**OVERRIDES, **extra})
+    return params_mod.validate(raw)
+
+
+def tiny_digits(counts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images whose class is a bright bar at a class-dependent row, in random order."""
+    y = rng.permutation(np.repeat(np.arange(10), counts)).astype(np.uint8)
+    x = rng.integers(0, 60, size=(len(y), 28, 28)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, 4 + 2 * c : 6 + 2 * c, 4:24] = 255
+    x[:, 0, 0] = 0
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    """data/prepared (unequal class counts), models/lenet, and two fake CCGAN runs."""
+    root = tmp_path_factory.mktemp("world")
+    rng = np.random.default_rng(0)
+    train_counts = allocate(np.array(mixing.MNIST_TRAIN_CLASS_COUNTS), N_TRAIN)
+    (xtr, ytr), (xte, yte) = tiny_digits(train_counts, rng), tiny_digits(allocate(np.ones(10), N_TEST), rng)
+    save_npz(root / "data/prepared/train.npz", x=xtr, y=ytr)
+    save_npz(root / "data/prepared/test.npz", x=xte, y=yte)
+
+    p = tiny_params()
+    channels, hidden = p["lenet"]["channels"], p["lenet"]["hidden"]
+    model = classifier.train_classifier(xtr, ytr, xte, yte, epochs=1, batch_size=32, lr=1e-2,
+                                        channels=channels, hidden=hidden).model
+    classifier.save_scorer(root / "models/lenet", model, channels, hidden, scoring.lenet_outputs(model, xte)[0])
+
+    for seed, (run, scores) in enumerate({"F1-D1-B32": {"lenet_acc": 0.5, "fid": 10.0},
+                                          "F1-D1-B64": {"lenet_acc": 0.9, "fid": 20.0}}.items()):
+        torch.manual_seed(seed)
+        gan.save_generator(root / "models/ccgan" / run, dcgan.Generator(latent=8, width=1, n_classes=10), "ccgan",
+                           {"run": run})
+        save_json(root / "metrics/ccgan" / run / "metrics.json", {**scores, "score": {"is": 5.0 + seed}})
+    return root
+
+
+def synthetic_args(world: Path, out: Path) -> argparse.Namespace:
+    return argparse.Namespace(models=str(world / "models/ccgan"), metrics=str(world / "metrics/ccgan"),
+                              data=str(world / "data/prepared"), scorer=str(world / "models/lenet"),
+                              out=str(out / "data/synthetic/train.npz"), summary=str(out / "metrics/synthetic.json"),
+                              plots=str(out / "plots/synthetic"))
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+# ----------------------------------------------------------------------------- generate_synthetic
+@pytest.mark.parametrize("select_by, mode, expected", [
+    ("lenet_acc", "max", "F1-D1-B64"),
+    ("fid", "min", "F1-D1-B32"),
+    ("score.is", "max", "F1-D1-B64"),  # a nested (dvclive-style) metric
+])
+def test_generate_synthetic_picks_by_metric_with_exact_class_counts(world, tmp_path, select_by, mode, expected):
+    stage = load_stage("generate_synthetic")
+    stage.main(synthetic_args(world, tmp_path), tiny_params(**{"synthetic.select_by": select_by, "synthetic.mode": mode}))
+
+    out = load_npz(tmp_path / "data/synthetic/train.npz")
+    train_y = load_npz(world / "data/prepared/train.npz")["y"]
+    assert set(out) == {"x", "y"}
+    assert out["x"].dtype == np.uint8 and out["x"].shape == (N_TRAIN, 28, 28)
+    assert out["y"].dtype == np.uint8 and out["y"].shape == (N_TRAIN,)
+    np.testing.assert_array_equal(np.bincount(out["y"], minlength=10), np.bincount(train_y, minlength=10))
+
+    summary = json.loads((tmp_path / "metrics/synthetic.json").read_text())
+    assert summary["run"] == expected
+    assert set(summary["candidates"]) == {"F1-D1-B32", "F1-D1-B64"}
+    assert summary["class_counts"] == np.bincount(train_y, minlength=10).tolist()
+    assert 0.0 <= summary["lenet_acc"] <= 1.0 and 1.0 <= summary["is"] <= 10.0 and summary["fid"] >= 0.0
+    assert (tmp_path / "plots/synthetic/samples.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_generate_synthetic_is_deterministic(world, tmp_path):
+    stage, p = load_stage("generate_synthetic"), tiny_params()
+    stage.main(synthetic_args(world, tmp_path / "a"), p)
+    stage.main(synthetic_args(world, tmp_path / "b"), p)
+    a, b = load_npz(tmp_path / "a/data/synthetic/train.npz"), load_npz(tmp_path / "b/data/synthetic/train.npz")
+    np.testing.assert_array_equal(a["x"], b["x"])
+    np.testing.assert_array_equal(a["y"], b["y"])
+
+
+def test_generate_synthetic_names_a_missing_metric_and_missing_runs(world, tmp_path):
+    stage = load_stage("generate_synthetic")
+    with pytest.raises(PipelineError, match="no metric 'acc'.*top-level metrics: fid, lenet_acc"):
+        stage.main(synthetic_args(world, tmp_path), tiny_params(**{"synthetic.select_by": "acc"}))
+    args = synthetic_args(world, tmp_path)
+    args.metrics = str(tmp_path / "nothing")
+    with pytest.raises(PipelineError, match="no CCGAN runs"):
+        stage.main(args, tiny_params())
+    assert not (tmp_path / "data").exists()
+
+
+# ----------------------------------------------------------------------------- train_hybrid
+@pytest.fixture
+def hybrid_world(world, tmp_path) -> Path:
+    """A synthetic pool with the prepared train's class counts, each image marked at pixel (0, 0)."""
+    train = load_npz(world / "data/prepared/train.npz")
+    x, y = tiny_digits(np.bincount(train["y"], minlength=10), np.random.default_rng(1))
+    x[:, 0, 0] = SYNTHETIC_MARK
+    save_npz(tmp_path / "synthetic.npz", x=x, y=y)
+    return tmp_path
+
+
+def test_train_hybrid_outputs_and_per_class_fractions(world, hybrid_world, monkeypatch, capsys):
+    out = hybrid_world
+    p = tiny_params(**{"hybrid.mixes": {"uniform_10": {"default": 0.1},
+                                        "class0_40": {"default": 0.1, "per_class": {0: 0.4}}}})
+    seen = []
+    real_train = classifier.train_classifier
+
+    def spy(x, y, *args, **kwargs):
+        seen.append((np.asarray(x).copy(), np.asarray(y).copy(), kwargs["lr"], kwargs["batch_size"]))
+        return real_train(x, y, *args, **kwargs)
+
+    monkeypatch.setattr(classifier, "train_classifier", spy)
+    args = argparse.Namespace(data=str(world / "data/prepared"), synthetic=str(out / "synthetic.npz"),
+                              plots=str(out / "plots/hybrid"), metrics=str(out / "metrics/hybrid.json"))
+    load_stage("train_hybrid").main(args, p)
+
+    h = p["hybrid"]
+    fractions = h["real_fractions"]
+    sweep = [(lr, bs) for lr in h["sweep"]["lrs"] for bs in h["sweep"]["batch_sizes"]]
+    jobs = ([(mixing.fractions_by_class(r), h["lr"], h["batch_size"]) for r in fractions]
+            + [(mixing.fractions_by_class(h["sweep"]["real_fraction"]), lr, bs) for lr, bs in sweep]
+            + [(mixing.fractions_by_class(m["default"], m["per_class"]), h["lr"], h["batch_size"])
+               for m in h["mixes"].values()])
+    # uniform_10 is the r = 0.1 classifier again: trained once, reported twice.
+    distinct = [job for i, job in enumerate(jobs) if job not in jobs[:i]]
+    assert len(distinct) == len(jobs) - 1
+    progress = [l for l in capsys.readouterr().out.splitlines() if l.startswith("train_hybrid: [")]
+    assert len(progress) == len(jobs)  # one progress line per classifier
+    assert "mix uniform_10" in progress[len(fractions) + len(sweep)] and "not retrained" in progress[len(fractions) + len(sweep)]
+
+    train_y = load_npz(world / "data/prepared/train.npz")["y"]
+    counts = allocate(np.bincount(train_y, minlength=10), h["total"])
+    assert len(seen) == len(distinct)
+    for (x, y, lr, bs), (r, want_lr, want_bs) in zip(seen, distinct):
+        assert (lr, bs) == (want_lr, want_bs)
+        assert len(y) == h["total"]
+        np.testing.assert_array_equal(np.bincount(y, minlength=10), counts)  # class proportions kept
+        real_per_class = np.bincount(y[x[:, 0, 0] != SYNTHETIC_MARK], minlength=10)
+        np.testing.assert_array_equal(real_per_class, mixing.real_counts(counts, r))
+
+    curve = read_csv(out / "plots/hybrid/real_fraction.csv")
+    assert [float(row["r"]) for row in curve] == fractions
+    grid = read_csv(out / "plots/hybrid/lr_batch.csv")
+    assert [(float(row["lr"]), int(row["batch_size"])) for row in grid] == sweep
+    test_y = load_npz(world / "data/prepared/test.npz")["y"]
+    for name in h["mixes"]:
+        confusion = read_csv(out / f"plots/hybrid/confusion/{name}.csv")
+        assert len(confusion) == len(test_y) and set(confusion[0]) == {"actual", "predicted"}
+        assert [int(row["actual"]) for row in confusion] == test_y.tolist()
+
+    metrics = json.loads((out / "metrics/hybrid.json").read_text())
+    for key in ("acc_real_0.0", "acc_real_0.1", "acc_real_0.25", "acc_real_1.0"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    best = metrics["sweep"]["best"]
+    assert (best["lr"], best["batch_size"]) in sweep
+    assert best["test_acc"] == pytest.approx(max(float(row["test_acc"]) for row in grid), abs=1e-6)
+    assert set(metrics["mixes"]) == set(h["mixes"]) and metrics["classifiers_trained"] == len(distinct)
+    assert metrics["mixes"]["uniform_10"]["test_acc"] == metrics["acc_real_0.1"]
+    assert metrics["mixes"]["class0_40"]["real_share"] > metrics["mixes"]["uniform_10"]["real_share"]
+
+
+def test_fraction_keys_have_one_decimal():
+    key = load_stage("train_hybrid").fraction_key
+    assert [key(r) for r in (0.0, 0.1, 1.0, 0.25)] == ["acc_real_0.0", "acc_real_0.1", "acc_real_1.0", "acc_real_0.25"]
+
+
+# ----------------------------------------------------------------------------- pca_sweep
+def test_pca_sweep_outputs(world, tmp_path):
+    p = tiny_params()
+    args = argparse.Namespace(data=str(world / "data/prepared"), scorer=str(world / "models/lenet"),
+                              plots=str(tmp_path / "plots/pca"), metrics=str(tmp_path / "metrics/pca.json"))
+    load_stage("pca_sweep").main(args, p)
+
+    ns = p["pca"]["components"]
+    curve = read_csv(tmp_path / "plots/pca/curve.csv")
+    assert list(curve[0]) == ["n", "method", "lenet_acc", "is", "fid"]
+    assert [(int(r["n"]), r["method"]) for r in curve] == [(n, m) for m in ("reconstruction", "ppca") for n in ns]
+    for name in ("reconstruction", "ppca"):
+        assert (tmp_path / f"plots/pca/{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+    metrics = json.loads((tmp_path / "metrics/pca.json").read_text())
+    assert metrics["saturation_components"] in ns
+    assert metrics["best"]["n"] in ns and 0.0 <= metrics["best"]["lenet_acc"] <= 1.0
+    assert metrics["ppca"]["best"]["n"] in ns and 0.0 <= metrics["ppca"]["best"]["lenet_acc"] <= 1.0
+    for method in ("reconstruction", "ppca"):
+        for n in ns:
+            assert set(metrics[method][f"n{n}"]) == {"lenet_acc", "is", "fid"}
+    rec = {int(r["n"]): float(r["lenet_acc"]) for r in curve if r["method"] == "reconstruction"}
+    assert metrics["best"]["lenet_acc"] == pytest.approx(max(rec.values()), abs=1e-6)
+    assert set(metrics["real_test"]) == {"lenet_acc", "is", "fid"}
+
+
+# ----------------------------------------------------------------------------- params
+@pytest.mark.parametrize("key, value, message", [
+    ("hybrid.real_fractions", [0.0, 1.5], r"hybrid.real_fractions\[1\] must be <= 1.0"),
+    ("hybrid.real_fractions", [-0.1], r"hybrid.real_fractions\[0\] must be >= 0.0"),
+    ("hybrid.real_fractions", [], "hybrid.real_fractions must have at least 1"),
+    ("hybrid.real_fractions", [0.1, 0.1], "hybrid.real_fractions repeats 0.1"),
+    ("hybrid.sweep.real_fraction", 1.1, "hybrid.sweep.real_fraction must be <= 1.0"),
+    ("hybrid.sweep.lrs", [], "hybrid.sweep.lrs must have at least 1"),
+    ("hybrid.sweep.batch_sizes", [0], r"hybrid.sweep.batch_sizes\[0\] must be >= 1"),
+    ("hybrid.mixes", {}, "hybrid.mixes must have at least 1"),
+    ("hybrid.mixes", {"m": {"default": 2}}, "hybrid.mixes.m.default must be <= 1.0"),
+    ("hybrid.mixes", {"m": {"default": 0.1, "per_class": {0: -0.4}}}, "hybrid.mixes.m.per_class.0 must be >= 0.0"),
+    ("hybrid.mixes", {"m": {"default": 0.1, "per_class": {10: 0.4}}}, "hybrid.mixes.m.per_class: class 10 is not"),
+    ("hybrid.mixes", {"m": {"per_class": {0: 0.4}}}, "missing key hybrid.mixes.m.default"),
+    ("hybrid.mixes", {"m": {"default": 0.1, "extra": 1}}, "unknown key hybrid.mixes.m.extra"),
+    ("hybrid.mixes", {"a b": {"default": 0.1}}, "hybrid.mixes name must be a short name"),
+    ("hybrid.total", 5000, r"hybrid.total \(5000\) exceeds the 1200 images kept by data.train_limit"),
+    ("hybrid.epochs", 0, "hybrid.epochs must be >= 1"),
+    ("pca.components", [1, 784], r"pca.components\[1\] must be <= 783"),
+    ("pca.components", [0], r"pca.components\[0\] must be >= 1"),
+    ("pca.components", [], "pca.components must have at least 1"),
+    ("pca.test_images", 5, "pca.test_images must be 0 .all. or at least 10"),
+    ("pca.saturation_tolerance", -0.1, "pca.saturation_tolerance must be >= 0.0"),
+    ("synthetic.mode", "best", "synthetic.mode must be one of max, min"),
+    ("synthetic.select_by", "", "synthetic.select_by must be a short name"),
+])
+def test_bad_downstream_params_fail_in_validation_naming_the_key(key, value, message):
+    with pytest.raises(ParamsError, match=message) as info:
+        tiny_params(**{key: value})
+    assert "\n" not in str(info.value)
+
+
+def test_mix_classes_may_be_digit_strings():
+    p = tiny_params(**{"hybrid.mixes": {"m": {"default": 0.1, "per_class": {"0": 0.4}}}})
+    assert p["hybrid"]["mixes"]["m"]["per_class"] == {0: 0.4}
+
+
+def test_stage_stops_on_bad_params_with_one_line_and_no_output(tmp_path):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    bad = copy.deepcopy(raw)
+    bad["hybrid"]["mixes"]["class0_40"]["per_class"] = {0: 1.4}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
+    r = subprocess.run([sys.executable, str(ROOT / "stages/train_hybrid.py"), "--params", str(tmp_path / "params.yaml"),
+                        "--plots", str(tmp_path / "plots"), "--metrics", str(tmp_path / "hybrid.json")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"train_hybrid: error: {tmp_path / 'params.yaml'}: hybrid.mixes.class0_40.per_class.0 must be <= 1.0 (got 1.4)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
