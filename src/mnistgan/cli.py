@@ -65,5 +65,6 @@ def run_stage(
     if args.timing:
         from .files import save_json
 
-        save_json(args.timing, {"wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb, 1)})
+        save_json(args.timing, {"wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb, 1),
+                                "finished": time.strftime("%Y-%m-%d", time.gmtime())})
     print(f"{name}: done in {wall:.1f}s (peak memory {peak_mb:.0f} MB)", file=sys.stderr)

@@ -1,0 +1,152 @@
+"""Gather every study's results into metrics/summary.json, the figure tables, and REPORT.md.
+
+Reads the metrics the other stages wrote (LeNet, each DCGAN/CCGAN run, synthetic set, hybrid
+classifiers, PCA, CoGAN pairs, per-stage timings) and writes:
+  metrics/summary.json     the headline numbers (nested; `dvc metrics diff` compares them)
+  plots/summary/gan_grid.csv  one row per GAN run: family, run, F, D, B, fid, is, lenet_acc
+                              (the score heat map over F x D x B)
+  REPORT.md                each experiment of both reports, theirs beside ours (src/mnistgan/report.py)
+  results/<profile>/       summary.json, REPORT.md and provenance.json (commit, device, date),
+                           so a paper-profile run is kept beside the committed quick one
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from mnistgan import report
+from mnistgan.cli import run_stage
+from mnistgan.errors import PipelineError
+from mnistgan.files import atomic_path, save_csv, save_json
+
+PACKAGES = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "dvc", "dvclive", "matplotlib")
+RUN_NAME = re.compile(r"^F(\d+)-D(\d+)-B(\d+)")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: missing (run `dvc repro` for the stage that writes it)") from None
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_counts(path: Path) -> list[int]:
+    lines = path.read_text().splitlines()[1:]
+    return [int(line.split(",")[1]) for line in lines]
+
+
+def gan_runs(metrics_dir: Path) -> dict[str, dict]:
+    """Final scores of every run of one GAN family, from each run's dvclive metrics.json."""
+    runs = {}
+    for path in sorted(metrics_dir.glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        runs[path.parent.name] = {k: m.get(k) for k in ("fid", "is", "lenet_acc", "epochs") if k in m}
+    return runs
+
+
+def best_by(runs: dict[str, dict], key: str, lower_is_better: bool) -> tuple[str, dict] | None:
+    scored = [(name, r) for name, r in runs.items() if isinstance(r.get(key), int | float)]
+    if not scored:
+        return None
+    return (min if lower_is_better else max)(scored, key=lambda kv: kv[1][key])
+
+
+def collect(m: Path, plots: Path, params: dict) -> dict:
+    lenet = read_json(m / "lenet/metrics.json")
+    summary: dict = {"profile": params["profile"], "device": lenet.get("device")}
+    summary["lenet"] = {k: lenet[k] for k in ("test_acc", "train_acc", "test_is", "fid_train_vs_test")}
+    summary["data"] = {"class_counts": {s: read_counts(plots / f"data/class_counts_{s}.csv") for s in ("train", "test")}}
+
+    for family in ("dcgan", "ccgan"):
+        runs = gan_runs(m / family)
+        summary[family] = {"runs": runs}
+        if family == "dcgan":
+            best = best_by(runs, "fid", lower_is_better=True)
+            selected_by = "fid (lowest)"
+        else:
+            chosen = read_json(m / "synthetic.json")
+            best = (chosen["run"], runs.get(chosen["run"], {}))
+            selected_by = f"{chosen['select_by']} ({chosen['mode']})"
+        if best:
+            name, r = best
+            summary[family]["best"] = {"config": name, **{k: r.get(k) for k in ("fid", "is", "lenet_acc") if k in r},
+                                       "selected_by": selected_by}
+
+    synthetic = read_json(m / "synthetic.json")
+    summary["synthetic"] = {"run": synthetic["run"], "images": synthetic["images"]}
+    hybrid = read_json(m / "hybrid.json")
+    fractions = {k.removeprefix("acc_real_"): v for k, v in hybrid.items() if k.startswith("acc_real_")}
+    summary["hybrid"] = {**{f"acc_real_{r}": v for r, v in fractions.items()}, "real_fraction": fractions,
+                         "lr_batch_best": hybrid["sweep"]["best"],
+                         "mixes": {k: v["test_acc"] for k, v in hybrid["mixes"].items()}}
+
+    pca = read_json(m / "pca.json")
+    summary["pca"] = {"saturation_components": pca["saturation_components"], "best": pca["best"],
+                      "one_component_lenet_acc": pca["reconstruction"]["n1"]["lenet_acc"]}
+    summary["ppca"] = {"best": pca["ppca"]["best"]}
+
+    summary["cogan"] = {p.name: {"agreement": read_json(p / "metrics.json")["agreement"]}
+                        for p in sorted((m / "cogan").glob("*")) if (p / "metrics.json").is_file()}
+
+    # Every stage's timing but this one's own (written after, it would make reruns differ).
+    timings = {p.stem: read_json(p) for p in sorted((m / "timings").glob("*.json")) if p.stem != "evaluate"}
+    summary["timings"] = {k: {"wall_s": v["wall_s"], "peak_rss_mb": v["peak_rss_mb"]} for k, v in timings.items()}
+    summary["total_wall_s"] = round(sum(v["wall_s"] for v in timings.values()), 1)
+    summary["peak_rss_mb"] = max((v["peak_rss_mb"] for v in timings.values()), default=None)
+    summary["date"] = max((v.get("finished", "") for v in timings.values()), default="") or None
+    summary["versions"] = {"python": platform.python_version(),
+                           **{p: metadata.version(p) for p in PACKAGES}}
+    return summary
+
+
+def gan_grid_rows(summary: dict):
+    for family in ("dcgan", "ccgan"):
+        for name, r in summary[family]["runs"].items():
+            match = RUN_NAME.match(name)
+            f, d, b = match.groups() if match else ("", "", "")
+            yield [family, name, f, d, b, r.get("fid", ""), r.get("is", ""), r.get("lenet_acc", "")]
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def main(args, params):
+    summary = collect(Path(args.metrics), Path(args.plots), params)
+    text = report.render(summary)
+    save_json(Path(args.metrics) / "summary.json", summary)
+    save_csv(Path(args.plots) / "summary/gan_grid.csv",
+             ["family", "run", "F", "D", "B", "fid", "is", "lenet_acc"], gan_grid_rows(summary))
+    with atomic_path(args.report) as tmp:
+        tmp.write_text(text)
+    archive = Path(args.results) / params["profile"]
+    with atomic_path(archive) as tmp:
+        tmp.mkdir()
+        save_json(tmp / "summary.json", summary)
+        (tmp / "REPORT.md").write_text(text)
+        save_json(tmp / "provenance.json", {"profile": params["profile"], "device": summary["device"],
+                                            "date": summary["date"], "commit": git_commit()})
+    print(f"evaluate: wrote {args.report}, metrics/summary.json and {archive}/ "
+          f"(total stage wall time {summary['total_wall_s']}s)")
+
+
+def configure(parser):
+    parser.add_argument("--metrics", default="metrics")
+    parser.add_argument("--plots", default="plots")
+    parser.add_argument("--report", default="REPORT.md")
+    parser.add_argument("--results", default="results")
+
+
+if __name__ == "__main__":
+    run_stage(main, __doc__, configure)
