@@ -139,7 +139,7 @@ def test_rerun_gives_identical_metrics(tiny_repo, tmp_path):
     repo = tmp_path / "repo"
     env = copy_repo(tiny_repo, repo)
     before = (repo / "metrics/lenet/metrics.json").read_text()
-    r = sh(["dvc", "repro", "-f", "train_lenet"], repo, env)
+    r = sh(["dvc", "repro", "-f", "-s", "train_lenet"], repo, env)
     assert stages_run(r.stdout) == ["train_lenet"]
     after = (repo / "metrics/lenet/metrics.json").read_text()
     strip = lambda s: {k: v for k, v in json.loads(s).items() if k != "device"}  # noqa: E731
@@ -151,7 +151,7 @@ def test_experiments_queue_push_and_pull_into_a_second_clone(tiny_repo, tmp_path
     repo = tmp_path / "repo"
     env = copy_repo(tiny_repo, repo)
     git_remote, dvc_remote = tmp_path / "remote.git", tmp_path / "dvcstore"
-    sh(["git", "init", "-q", "--bare", str(git_remote)], tmp_path, env)
+    sh(["git", "init", "-q", "--bare", "-b", "main", str(git_remote)], tmp_path, env)
     sh(["git", "remote", "add", "origin", str(git_remote)], repo, env)
     sh(["dvc", "remote", "add", "-d", "store", str(dvc_remote)], repo, env)
     sh(["git", "commit", "-qam", "remotes"], repo, env)

@@ -18,6 +18,29 @@ TINY_OVERRIDES: dict[str, object] = {
     "lenet.lr": 0.003,
     "lenet.channels": [8, 16],
     "lenet.hidden": [32, 24],
+    # downstream: hybrid classifiers and the PCA sweep (the synthetic set's size follows data.train_limit)
+    "hybrid.total": 600,
+    "hybrid.test_images": 200,
+    "hybrid.epochs": 1,
+    "hybrid.real_fractions": [0.0, 0.1, 1.0],
+    "hybrid.sweep.lrs": [0.001],
+    "hybrid.sweep.batch_sizes": [32, 64],
+    "pca.components": [1, 8, 64],
+    "pca.test_images": 200,
+    "pca.ppca_samples": 100,
+    # the GANs: a few steps each, enough to exercise every stage and output
+    "gan.eval_samples": 100,
+    "dcgan.epochs": 1,
+    "dcgan.train_limit": 64,
+    "dcgan.eval_every": 1,
+    "ccgan.epochs": 2,
+    "ccgan.train_limit": 64,
+    "ccgan.eval_every": 1,
+    "cogan.width": 0.0625,
+    "cogan.epochs": 1,
+    "cogan.train_limit": 64,
+    "cogan.eval_every": 1,
+    "cogan.eval_samples": 100,
 }
 
 

@@ -10,6 +10,7 @@ several fields live in :func:`_cross_checks`. Defaults live in ``params.yaml`` i
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -107,11 +108,123 @@ def _range(key: str, v, lo, hi) -> None:
         raise ParamsError(f"{key} must be <= {hi} (got {v!r})")
 
 
+# ----------------------------------------------------------------------------- field types: GAN runs
+RUN_ID_FORM = "F<n>-D<n>-B<n>[-vbn][-ls]"
+_RUN_ID = re.compile(r"F(0|[1-9]\d*)-D(0|[1-9]\d*)-B(0|[1-9]\d*)(-vbn)?(-ls)?")
+COGAN_DOMAINS = ("rotate", "negative", "edge")  # = mnistgan.domains.TRANSFORMS (tests keep them equal)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One DCGAN/CCGAN run of report 000, parsed from its id in the report's notation.
+
+    ``F1-D1-B64`` is width F=1, depth D=1, batch B=64; ``-vbn`` switches on virtual batch
+    normalisation and ``-ls`` one-sided label smoothing (real target ``<family>.label_smoothing``).
+    The id names the DVC stage (``train_ccgan@F1-D1-B64-ls``) and every file of the run.
+    """
+
+    width: int
+    depth: int
+    batch_size: int
+    vbn: bool
+    smoothing: bool
+
+
+def parse_run_id(run_id: Any) -> RunSpec:
+    m = _RUN_ID.fullmatch(run_id) if isinstance(run_id, str) else None
+    if not m:
+        raise ParamsError(f"{run_id!r} is not a run id {RUN_ID_FORM} (e.g. F1-D1-B64)")
+    spec = RunSpec(int(m[1]), int(m[2]), int(m[3]), bool(m[4]), bool(m[5]))
+    for letter, value, hi in (("F", spec.width, 8), ("D", spec.depth, 8), ("B", spec.batch_size, 4096)):
+        if not 1 <= value <= hi:
+            raise ParamsError(f"{letter} must be in 1..{hi} (got {letter}{value} in {run_id!r})")
+    if spec.vbn and spec.batch_size < 2:
+        raise ParamsError(f"virtual batch normalisation needs B >= 2 (its reference batch) in {run_id!r}")
+    return spec
+
+
+@dataclass(frozen=True)
+class RunId:
+    def check(self, key: str, v: Any) -> str:
+        try:
+            parse_run_id(v)
+        except ParamsError as exc:
+            raise ParamsError(f"{key}: {exc}") from None
+        return v
+
+
+@dataclass(frozen=True)
+class Distinct:
+    """A list rule whose items must not repeat (they name stages and files)."""
+
+    inner: ListOf
+
+    def check(self, key: str, v: Any) -> list:
+        items = self.inner.check(key, v)
+        repeated = next((x for i, x in enumerate(items) if x in items[:i]), None)
+        if repeated is not None:
+            raise ParamsError(f"{key} repeats {repeated!r}")
+        return items
+
+
+# ----------------------------------------------------------------------------- field types: hybrid mixes
+@dataclass(frozen=True)
+class RealMix:
+    """A real fraction per class: ``{default: r, per_class: {class: r_c}}``; ``per_class`` optional.
+
+    The report's per-class strategy (Fig 12) is ``{default: 0.1, per_class: {0: 0.4}}``.
+    Classes are 0..9 (YAML integers, or digit strings as ``dvc exp run -S`` may write them).
+    """
+
+    def check(self, key: str, v: Any) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise ParamsError(f"{key} must be a mapping with default (and optionally per_class) (got {v!r})")
+        unknown = sorted(set(v) - {"default", "per_class"}, key=str)
+        if unknown:
+            raise ParamsError(f"unknown key {key}.{unknown[0]} (allowed here: default, per_class)")
+        if "default" not in v:
+            raise ParamsError(f"missing key {key}.default")
+        per_class = v.get("per_class") or {}
+        if not isinstance(per_class, dict):
+            raise ParamsError(f"{key}.per_class must be a mapping {{class: real fraction}} (got {per_class!r})")
+        out = {}
+        for c, r in per_class.items():
+            cls = int(c) if isinstance(c, str) and c.isdigit() else c
+            if isinstance(cls, bool) or not isinstance(cls, int) or not 0 <= cls <= 9:
+                raise ParamsError(f"{key}.per_class: class {c!r} is not a digit 0..9")
+            out[cls] = PROB.check(f"{key}.per_class.{cls}", r)
+        return {"default": PROB.check(f"{key}.default", v["default"]), "per_class": out}
+
+
+@dataclass(frozen=True)
+class NamedMap:
+    """A mapping ``{name: item}`` whose names are :class:`Name` labels (used in file names)."""
+
+    item: Any
+    min_len: int = 1
+
+    def check(self, key: str, v: Any) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise ParamsError(f"{key} must be a mapping of names to values (got {v!r})")
+        if len(v) < self.min_len:
+            raise ParamsError(f"{key} must have at least {self.min_len} item(s) (got {v!r})")
+        return {Name().check(f"{key} name", k): self.item.check(f"{key}.{k}", x) for k, x in v.items()}
+
+
 # ----------------------------------------------------------------------------- the schema
 PROB = Float(0.0, 1.0)
 POS_LR = Float(0.0, 1.0, lo_open=True)
 BETA = Float(0.0, 1.0)
 SEED = Int(0, 2**31 - 1)
+ADAM_BETAS = ListOf(Float(0.0, 0.9999), 2, 2)  # Adam needs each beta < 1
+IMAGE_GAN = {  # one DCGAN or CCGAN family of report 000
+    "runs": Distinct(ListOf(RunId())),  # the grid: one DVC stage per run id
+    "lr": POS_LR,
+    "epochs": Int(1, 10000),
+    "train_limit": Int(0, 60000),  # images per epoch, a fresh random subset each epoch; 0 = all
+    "eval_every": Int(1, 10000),  # LeNet scores every k epochs (k must divide epochs)
+    "label_smoothing": Float(0.0, 1.0, lo_open=True),  # real target of the -ls runs; 1.0 = none
+}
 
 SCHEMA: dict[str, Any] = {
     "profile": Name(),  # a label carried into metrics and REPORT.md (quick, paper, ...)
@@ -134,6 +247,59 @@ SCHEMA: dict[str, Any] = {
     },
     "scoring": {
         "batch_size": Int(1, 100000),
+    },
+    # --- the GANs: DCGAN and CCGAN (report 000, sections 2-3), CoGAN (report 004)
+    "gan": {  # shared by the DCGAN and CCGAN runs
+        "latent": Int(1, 4096),
+        "betas": ADAM_BETAS,
+        "bf16": Bool(),  # bfloat16 autocast for the forward passes; weights and Adam stay float32
+        "eval_samples": Int(2, 100000),  # generated digits per LeNet scoring
+    },
+    "dcgan": IMAGE_GAN,
+    "ccgan": IMAGE_GAN,
+    "cogan": {
+        "pairs": Distinct(ListOf(Choice(COGAN_DOMAINS))),  # domain 2 of each pair; domain 1 = original
+        "shared_layers": Int(0, 4),  # generator layers shared, from the first (paper: 4)
+        "width": Float(0.0, 4.0, lo_open=True),  # generator widths x this (paper: 1.0 = 1024..128)
+        "latent": Int(1, 4096),
+        "batch_size": Int(1, 4096),
+        "lr": POS_LR,
+        "betas": ADAM_BETAS,
+        "bf16": Bool(),
+        "epochs": Int(1, 10000),
+        "train_limit": Int(0, 30000),  # pairs of images per epoch; 0 = all of the smaller half
+        "eval_every": Int(1, 10000),
+        "eval_samples": Int(1, 100000),  # generated pairs per agreement score (paper: 10,000)
+    },
+    # --- downstream of the GANs: synthetic training set, hybrid classifiers, PCA (report 000, 4-5)
+    "synthetic": {
+        # the key of metrics/ccgan/<run>/metrics.json that picks the best CCGAN ('.' for nesting)
+        "select_by": Name(),
+        "mode": Choice(("max", "min")),
+        "batch_size": Int(1, 100000),  # images per generator forward pass (speed only)
+    },
+    "hybrid": {
+        "total": Int(0, 60000),  # images per hybrid training set; 0 = the prepared train size
+        "test_images": Int(0, 10000),  # stratified subset of the real test set; 0 = all of it
+        "epochs": Int(1, 1000),
+        "batch_size": Int(1, 60000),
+        "lr": POS_LR,
+        "lr_decay": Float(0.0, 1.0, lo_open=True),
+        "real_fractions": ListOf(PROB),
+        "sweep": {
+            "real_fraction": PROB,
+            "lrs": ListOf(POS_LR),
+            "batch_sizes": ListOf(Int(1, 60000)),
+        },
+        "mixes": NamedMap(RealMix()),
+    },
+    "pca": {
+        # n components; at most 783 = 28*28 - 1 (probabilistic PCA keeps >= 1 noise direction)
+        "components": ListOf(Int(1, 783)),
+        "fit_images": Int(0, 60000),  # stratified training subset for the fits; 0 = all
+        "test_images": Int(0, 10000),  # stratified test subset rebuilt; 0 = all
+        "ppca_samples": Int(10, 100000),  # new digits per n, in the training set's class proportions
+        "saturation_tolerance": Float(0.0, 1.0),  # LeNet accuracy within this of the best
     },
 }
 
@@ -208,3 +374,55 @@ def _tsne_fits(p: dict[str, Any]) -> None:
         )
     if p["data"]["tsne_perplexity"] >= p["data"]["tsne_samples"]:
         raise ParamsError("data.tsne_perplexity must be smaller than data.tsne_samples")
+
+
+@cross_check
+def _downstream_sizes_fit(p: dict[str, Any]) -> None:
+    """Subset sizes of the synthetic/hybrid/PCA stages fit the prepared data; lists do not repeat."""
+    n_train = p["data"]["train_limit"] or 60000
+    n_test = p["data"]["test_limit"] or 10000
+    for key, n, limit, kept_by in (
+        ("hybrid.total", p["hybrid"]["total"], n_train, "data.train_limit"),
+        ("pca.fit_images", p["pca"]["fit_images"], n_train, "data.train_limit"),
+        ("hybrid.test_images", p["hybrid"]["test_images"], n_test, "data.test_limit"),
+        ("pca.test_images", p["pca"]["test_images"], n_test, "data.test_limit"),
+    ):
+        if n > limit:
+            raise ParamsError(f"{key} ({n}) exceeds the {limit} images kept by {kept_by}")
+    if 0 < p["pca"]["test_images"] < 10:
+        raise ParamsError(f"pca.test_images must be 0 (all) or at least 10, one per class (got {p['pca']['test_images']})")
+    for key, values in (
+        ("hybrid.real_fractions", p["hybrid"]["real_fractions"]),
+        ("hybrid.sweep.lrs", p["hybrid"]["sweep"]["lrs"]),
+        ("hybrid.sweep.batch_sizes", p["hybrid"]["sweep"]["batch_sizes"]),
+        ("pca.components", p["pca"]["components"]),
+    ):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ParamsError(f"{key} repeats {repeated[0]!r}")
+
+
+@cross_check
+def _gan_schedules_fit(p: dict[str, Any]) -> None:
+    """Scores land on the last epoch; every batch fits the images an epoch uses; FID is estimable."""
+    n_train = p["data"]["train_limit"] or 60000
+    n_half = (n_train - 10) // 2  # the smaller CoGAN half: at least this many (floor per class)
+    for family in ("dcgan", "ccgan", "cogan"):
+        s = p[family]
+        if s["epochs"] % s["eval_every"]:
+            raise ParamsError(f"{family}.eval_every ({s['eval_every']}) must divide {family}.epochs ({s['epochs']}), "
+                              f"so the final epoch is scored")
+    for family in ("dcgan", "ccgan"):
+        images = min(p[family]["train_limit"] or n_train, n_train)
+        for i, run in enumerate(p[family]["runs"]):
+            if parse_run_id(run).batch_size > images:
+                raise ParamsError(f"{family}.runs[{i}]: the batch of {run} exceeds the {images} images per epoch "
+                                  f"({family}.train_limit, data.train_limit)")
+    pairs = min(p["cogan"]["train_limit"] or n_half, n_half)
+    if p["cogan"]["batch_size"] > pairs:
+        raise ParamsError(f"cogan.batch_size ({p['cogan']['batch_size']}) exceeds the {pairs} image pairs per epoch "
+                          f"(cogan.train_limit, data.train_limit)")
+    features = p["lenet"]["hidden"][-1]
+    if p["gan"]["eval_samples"] <= features:
+        raise ParamsError(f"gan.eval_samples ({p['gan']['eval_samples']}) must exceed lenet.hidden[1] ({features}), "
+                          f"the LeNet-FID feature size, for a usable covariance")
