@@ -342,8 +342,6 @@ def _check_section(prefix: str, schema: dict, raw: Any) -> dict[str, Any]:
             raise ParamsError(f"missing key {key}")
         if isinstance(rule, dict):
             out[name] = _check_section(f"{key}.", rule, raw[name])
-        elif callable(rule) and not hasattr(rule, "check"):
-            out[name] = rule(key, raw[name])
         else:
             out[name] = rule.check(key, raw[name])
     return out
