@@ -35,7 +35,7 @@ from mnistgan.scoring import to_model_input
 def load_images(path: Path, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """``n`` prepared MNIST images in [-1, 1] with labels, or random ones if none are prepared."""
     if path.is_file():
-        with np.load(path) as d:
+        with np.load(path, allow_pickle=False) as d:
             x, y = d["x"][:n], d["y"][:n]
         source = str(path)
     else:

@@ -7,6 +7,7 @@ permutation (no DataLoader, no per-step host sync), so the same loop is fast on 
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -122,9 +123,13 @@ def load_scorer(model_dir: str | Path, device="cpu") -> tuple[LeNet, tuple[np.nd
         cfg = json.loads((model_dir / CONFIG).read_text())
         state = torch.load(model_dir / WEIGHTS, map_location=device, weights_only=True)
         stats = load_npz(model_dir / STATS)
+        model = LeNet(tuple(cfg["channels"]), tuple(cfg["hidden"])).to(device)
+        model.load_state_dict(state)
+        ref = (stats["mu"], stats["sigma"])
     except FileNotFoundError as exc:
         raise PipelineError(f"LeNet scorer missing: {exc.filename} (run `dvc repro train_lenet`)") from None
-    model = LeNet(tuple(cfg["channels"]), tuple(cfg["hidden"])).to(device)
-    model.load_state_dict(state)
+    except (OSError, KeyError, ValueError, TypeError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PipelineError(f"{model_dir}: not a LeNet scorer ({reason})") from None
     model.eval()
-    return model, (stats["mu"], stats["sigma"])
+    return model, ref

@@ -274,6 +274,9 @@ def run_digest(config: TrainConfig, identity: dict[str, Any] | None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+CHECKPOINT_KEYS = {"digest", "epoch", "generator", "discriminator", "g_opt", "d_opt", "rng", "history"}
+
+
 def _save_checkpoint(path, digest, family, g_opt, d_opt, rng, history) -> None:
     state = {
         "digest": digest,
@@ -297,6 +300,9 @@ def _resume(path, digest, epochs, family, g_opt, d_opt, rng, device, name) -> li
         state = torch.load(path, map_location=device, weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         print(f"{name}: ignoring unreadable checkpoint {path} ({exc}); starting fresh", file=sys.stderr)
+        return []
+    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= set(state):
+        print(f"{name}: ignoring checkpoint {path} that is not one of this loop's; starting fresh", file=sys.stderr)
         return []
     if state.get("digest") != digest:
         print(f"{name}: checkpoint {path} belongs to another configuration; starting fresh", file=sys.stderr)
@@ -423,7 +429,8 @@ def load_generator(directory: str | Path, device: torch.device | str = "cpu") ->
         config = json.loads((directory / "config.json").read_text())
         generator = GENERATORS[config["family"]](**config["kwargs"])
         state = torch.load(directory / "generator.pt", map_location="cpu", weights_only=True)
-    except (OSError, KeyError, ValueError) as exc:
-        raise PipelineError(f"{directory}: not a saved generator ({exc})") from None
-    generator.load_state_dict(state)
+        generator.load_state_dict(state)
+    except (OSError, KeyError, ValueError, TypeError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PipelineError(f"{directory}: not a saved generator ({reason})") from None
     return generator.to(device).eval(), config
