@@ -3,8 +3,9 @@
 Reads the metrics the other stages wrote (LeNet, each DCGAN/CCGAN run, synthetic set, hybrid
 classifiers, PCA, CoGAN pairs, per-stage timings) and writes:
   metrics/summary.json     the headline numbers (nested; `dvc metrics diff` compares them)
-  plots/summary/gan_grid.csv  one row per GAN run: family, run, F, D, B, fid, is, lenet_acc
-                              (the score heat map over F x D x B)
+  plots/summary/             per family: <family>_grid.csv (run, F, D, B, fid, is, lenet_acc: the
+                           heat map over F x D x B), <family>_train_curves.csv and
+                           <family>_score_curves.csv (every run's per-epoch curves in one table)
   REPORT.md                each experiment of both reports, theirs beside ours (src/mnistgan/report.py)
   results/<profile>/       summary.json, REPORT.md and provenance.json (commit, device, date),
                            so a paper-profile run is kept beside the committed quick one
@@ -88,8 +89,11 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
                          "mixes": {k: v["test_acc"] for k, v in hybrid["mixes"].items()}}
 
     pca = read_json(m / "pca.json")
+    curve = {method: {k.removeprefix("n"): v for k, v in pca[method].items() if re.fullmatch(r"n\d+", k)}
+             for method in ("reconstruction", "ppca")}
     summary["pca"] = {"saturation_components": pca["saturation_components"], "best": pca["best"],
-                      "one_component_lenet_acc": pca["reconstruction"]["n1"]["lenet_acc"]}
+                      "one_component_lenet_acc": pca["reconstruction"]["n1"]["lenet_acc"],
+                      "curve": curve, "real_test": pca["real_test"]}
     summary["ppca"] = {"best": pca["ppca"]["best"]}
 
     summary["cogan"] = {p.name: {"agreement": read_json(p / "metrics.json")["agreement"]}
@@ -106,12 +110,38 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
     return summary
 
 
-def gan_grid_rows(summary: dict):
-    for family in ("dcgan", "ccgan"):
-        for name, r in summary[family]["runs"].items():
-            match = RUN_NAME.match(name)
-            f, d, b = match.groups() if match else ("", "", "")
-            yield [family, name, f, d, b, r.get("fid", ""), r.get("is", ""), r.get("lenet_acc", "")]
+def gan_grid_rows(runs: dict[str, dict]):
+    """One row per plain F<n>-D<n>-B<n> run (the heat map; -vbn/-ls variants are in REPORT.md)."""
+    for name, r in runs.items():
+        match = RUN_NAME.fullmatch(name)
+        if match:
+            yield [name, *match.groups(), r.get("fid", ""), r.get("is", ""), r.get("lenet_acc", "")]
+
+
+TRAIN_CURVES = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
+SCORE_CURVES = ("lenet_acc", "is", "fid")
+
+
+def read_tsv(path: Path) -> dict[int, float]:
+    """dvclive's per-metric TSV (timestamp, step, value) as {step: value}."""
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    return {int(row[header.index("step")]): float(row[-1]) for row in (line.split("\t") for line in lines[1:])}
+
+
+def gan_curves(metrics_dir: Path, names: tuple[str, ...]):
+    """Tidy rows (run, epoch, *names) of every run of a family, epochs where all were logged."""
+    for run_dir in sorted(p for p in metrics_dir.iterdir() if p.is_dir()):
+        series = {n: read_tsv(run_dir / f"plots/metrics/{n}.tsv") for n in names
+                  if (run_dir / f"plots/metrics/{n}.tsv").is_file()}
+        if not series:
+            continue
+        steps = sorted(set.intersection(*(set(v) for v in series.values())))
+        for step in steps:
+            row = [run_dir.name, step + 1, *(series[n][step] if n in series else "" for n in names)]
+            if "d_acc_real" in series:  # the report's "discriminator accuracy": mean of real and fake
+                row.append((series["d_acc_real"][step] + series["d_acc_fake"][step]) / 2)
+            yield row
 
 
 def git_commit() -> str | None:
@@ -126,8 +156,16 @@ def main(args, params):
     summary = collect(Path(args.metrics), Path(args.plots), params)
     text = report.render(summary)
     save_json(Path(args.metrics) / "summary.json", summary)
-    save_csv(Path(args.plots) / "summary/gan_grid.csv",
-             ["family", "run", "F", "D", "B", "fid", "is", "lenet_acc"], gan_grid_rows(summary))
+    out, metrics = Path(args.plots) / "summary", Path(args.metrics)
+    for family in ("dcgan", "ccgan"):
+        save_csv(out / f"{family}_grid.csv", ["run", "F", "D", "B", "fid", "is", "lenet_acc"],
+                 gan_grid_rows(summary[family]["runs"]))
+        save_csv(out / f"{family}_train_curves.csv", ["run", "epoch", *TRAIN_CURVES, "d_acc"],
+                 gan_curves(metrics / family, TRAIN_CURVES))
+        scores = SCORE_CURVES if family == "ccgan" else SCORE_CURVES[1:]
+        save_csv(out / f"{family}_score_curves.csv", ["run", "epoch", *scores], gan_curves(metrics / family, scores))
+    save_csv(out / "cogan_train_curves.csv", ["run", "epoch", *TRAIN_CURVES, "d_acc"],
+             gan_curves(metrics / "cogan", TRAIN_CURVES))
     with atomic_path(args.report) as tmp:
         tmp.write_text(text)
     archive = Path(args.results) / params["profile"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -56,7 +57,7 @@ def make_project(dest: Path, overrides: dict[str, object]) -> dict:
     """Copy the project's source files (not its outputs) into ``dest`` as a fresh Git+DVC repo."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
-    skip = ("dvc.lock", "metrics/", "plots/", "results/", "REPORT.md")
+    skip = ("dvc.lock", "metrics/", "plots/", "results/", "REPORT.md", "data/", "models/", "checkpoints/")
     for rel in files:
         if rel.startswith(skip) or not (ROOT / rel).is_file():
             continue
@@ -185,3 +186,113 @@ def test_experiments_queue_push_and_pull_into_a_second_clone(tiny_repo, tmp_path
     assert (clone / "models/lenet/lenet.pt").is_file()
     r = sh(["dvc", "repro"], clone, cenv)
     assert stages_run(r.stdout) == [], "pulled experiment should not need retraining"
+
+
+def _interrupted_repro(repo: Path, env: dict, stage: str, checkpoint: Path, sig: int) -> None:
+    """Start `dvc repro -f -s <stage>`, wait for its first checkpoint, then send ``sig`` to the whole
+    process group (DVC and the stage's Python), as a user's kill or a scheduler would."""
+    proc = subprocess.Popen(["dvc", "repro", "-f", "-s", stage], cwd=repo, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not checkpoint.exists():
+        assert proc.poll() is None, f"stage ended before its first checkpoint:\n{proc.stdout.read()}"
+        assert time.time() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.05)
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_gan_resumes_and_ends_with_the_same_metrics(tiny_repo, tmp_path, sig):
+    """Kill a CCGAN run mid-training: nothing is accepted, and the next `dvc repro` resumes from
+    the last checkpoint and ends with exactly the metrics of an uninterrupted run."""
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["ccgan"].update(epochs=4, train_limit=640, eval_every=1)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run = params["ccgan"]["runs"][0]
+    stage, ckpt = f"train_ccgan@{run}", repo / f"checkpoints/ccgan/{run}.pt"
+    outputs = [f"metrics/ccgan/{run}/metrics.json", f"metrics/ccgan/{run}/plots/metrics/g_loss.tsv",
+               f"metrics/ccgan/{run}/plots/metrics/lenet_acc.tsv"]
+
+    shutil.rmtree(repo / "checkpoints", ignore_errors=True)
+    sh(["dvc", "repro", "-s", stage], repo, env)  # uninterrupted reference
+    reference = {p: (repo / p).read_text() for p in outputs}
+    shutil.rmtree(repo / "checkpoints")
+
+    _interrupted_repro(repo, env, stage, ckpt, sig)
+    status = json.loads(sh(["dvc", "status", "--json", stage], repo, env).stdout)
+    assert stage in status, "a killed stage must not be accepted as up to date"
+    assert not list(repo.rglob(".*.tmp")) or sig == signal.SIGKILL  # SIGTERM cleans its temporaries
+
+    r = sh(["dvc", "repro", "-s", stage], repo, env)
+    assert "resuming after epoch" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+    for p in outputs:
+        assert (repo / p).read_text() == reference[p], p
+    assert stage not in json.loads(sh(["dvc", "status", "--json", stage], repo, env).stdout)
+
+
+def test_ccgan_changes_rerun_only_ccgan_stages_and_their_dependants(tiny_repo, tmp_path):
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    run = yaml.safe_load((repo / "params.yaml").read_text())["ccgan"]["runs"][0]
+    # train_hybrid reruns only if the synthetic set changed (DVC skips a stage whose deps hash
+    # the same), so it may or may not appear; nothing else may.
+    must, may = {"generate_synthetic", "evaluate"}, {"train_hybrid"}
+
+    # A CCGAN learning rate: every CCGAN run and what depends on them; no DCGAN, CoGAN, LeNet, PCA.
+    r = sh(["dvc", "exp", "run", "-S", "ccgan.lr=0.001", "-n", "ccgan-lr"], repo, env)
+    ran = set(stages_run(r.stdout))
+    assert must | {f"train_ccgan@{run}"} <= ran <= must | may | {f"train_ccgan@{run}"}, ran
+
+    # One more CCGAN config: only the new run trains (then its dependants).
+    r = sh(["dvc", "exp", "run", "-S", f"ccgan.runs=[{run},F1-D1-B64]", "-n", "ccgan-more"], repo, env)
+    ran = set(stages_run(r.stdout))
+    assert must | {"train_ccgan@F1-D1-B64"} <= ran <= must | may | {"train_ccgan@F1-D1-B64"}, ran
+
+
+HEADLINE = {  # key -> (low, high); None = a non-empty string
+    "profile": None, "device": None,
+    "lenet.test_acc": (0, 1),
+    "dcgan.best.config": None, "dcgan.best.fid": (0, 1e4), "dcgan.best.is": (1, 10),
+    "ccgan.best.config": None, "ccgan.best.lenet_acc": (0, 1), "ccgan.best.is": (1, 10), "ccgan.best.fid": (0, 1e4),
+    "hybrid.acc_real_0.0": (0, 1), "hybrid.acc_real_0.1": (0, 1), "hybrid.acc_real_1.0": (0, 1),
+    "pca.saturation_components": (1, 784), "pca.best.lenet_acc": (0, 1), "ppca.best.lenet_acc": (0, 1),
+    "cogan.rotate.agreement": (0, 1), "cogan.negative.agreement": (0, 1), "cogan.edge.agreement": (0, 1),
+}
+
+
+def test_summary_has_every_headline_key_in_range_and_report_is_reproduced_exactly(tiny_repo, tmp_path):
+    from mnistgan import report
+
+    summary = json.loads((tiny_repo / "metrics/summary.json").read_text())
+    for key, bounds in HEADLINE.items():
+        value = report.get(summary, key)
+        if bounds is None:
+            assert isinstance(value, str) and value, key
+        else:
+            assert isinstance(value, int | float) and bounds[0] <= value <= bounds[1], (key, value)
+
+    text = (tiny_repo / "REPORT.md").read_text()
+    assert text == report.render(summary)  # the file is exactly what the renderer makes of the summary
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    r = sh(["dvc", "repro", "-f", "-s", "evaluate"], repo, env)
+    assert stages_run(r.stdout) == ["evaluate"]
+    assert (repo / "REPORT.md").read_text() == text  # and rerunning the stage reproduces it byte for byte
+    assert (repo / "results/quick/REPORT.md").read_text() == text
+    assert json.loads((repo / "results/quick/provenance.json").read_text())["profile"] == "quick"
+
+
+def test_a_ccgan_experiment_shows_in_metrics_diff_and_plots_diff(tiny_repo, tmp_path):
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    sh(["dvc", "exp", "run", "-S", "ccgan.lr=0.002"], repo, env)
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo, env).stdout)
+    changed = {k for f in diff.values() for k in f}
+    assert any(k.startswith("ccgan.best") for k in changed), sorted(changed)
+    sh(["dvc", "plots", "diff", "-o", str(tmp_path / "diff")], repo, env)
+    html = (tmp_path / "diff/index.html").read_text()
+    assert "CCGAN LeNet accuracy on the intended class per epoch" in html and "workspace" in html
