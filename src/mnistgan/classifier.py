@@ -52,7 +52,7 @@ def train_classifier(
     torch.manual_seed(seed)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     model = LeNet(tuple(channels), tuple(hidden)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)  # one kernel per step: faster on CPU and GPU
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
 
