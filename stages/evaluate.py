@@ -13,7 +13,6 @@ classifiers, PCA, CoGAN pairs, per-stage timings) and writes:
 
 from __future__ import annotations
 
-import json
 import platform
 import re
 import subprocess
@@ -22,20 +21,10 @@ from pathlib import Path
 
 from mnistgan import report
 from mnistgan.cli import run_stage
-from mnistgan.errors import PipelineError
-from mnistgan.files import atomic_path, save_csv, save_json
+from mnistgan.files import atomic_path, load_json, save_csv, save_json
 
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "dvc", "dvclive", "matplotlib")
 RUN_NAME = re.compile(r"^F(\d+)-D(\d+)-B(\d+)")
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: missing (run `dvc repro` for the stage that writes it)") from None
-    except json.JSONDecodeError as exc:
-        raise PipelineError(f"{path}: not valid JSON ({exc})") from None
 
 
 def read_counts(path: Path) -> list[int]:
@@ -47,7 +36,7 @@ def gan_runs(metrics_dir: Path) -> dict[str, dict]:
     """Final scores of every run of one GAN family, from each run's dvclive metrics.json."""
     runs = {}
     for path in sorted(metrics_dir.glob("*/metrics.json")):
-        m = json.loads(path.read_text())
+        m = load_json(path)
         runs[path.parent.name] = {k: m.get(k) for k in ("fid", "is", "lenet_acc", "epochs") if k in m}
     return runs
 
@@ -60,7 +49,7 @@ def best_by(runs: dict[str, dict], key: str, lower_is_better: bool) -> tuple[str
 
 
 def collect(m: Path, plots: Path, params: dict) -> dict:
-    lenet = read_json(m / "lenet/metrics.json")
+    lenet = load_json(m / "lenet/metrics.json")
     summary: dict = {"profile": params["profile"], "device": lenet.get("device")}
     summary["lenet"] = {k: lenet[k] for k in ("test_acc", "train_acc", "test_is", "fid_train_vs_test")}
     summary["data"] = {"class_counts": {s: read_counts(plots / f"data/class_counts_{s}.csv") for s in ("train", "test")}}
@@ -72,7 +61,7 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
             best = best_by(runs, "fid", lower_is_better=True)
             selected_by = "fid (lowest)"
         else:
-            chosen = read_json(m / "synthetic.json")
+            chosen = load_json(m / "synthetic.json")
             best = (chosen["run"], runs.get(chosen["run"], {}))
             selected_by = f"{chosen['select_by']} ({chosen['mode']})"
         if best:
@@ -80,15 +69,15 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
             summary[family]["best"] = {"config": name, **{k: r.get(k) for k in ("fid", "is", "lenet_acc") if k in r},
                                        "selected_by": selected_by}
 
-    synthetic = read_json(m / "synthetic.json")
+    synthetic = load_json(m / "synthetic.json")
     summary["synthetic"] = {"run": synthetic["run"], "images": synthetic["images"]}
-    hybrid = read_json(m / "hybrid.json")
+    hybrid = load_json(m / "hybrid.json")
     fractions = {k.removeprefix("acc_real_"): v for k, v in hybrid.items() if k.startswith("acc_real_")}
     summary["hybrid"] = {**{f"acc_real_{r}": v for r, v in fractions.items()}, "real_fraction": fractions,
                          "lr_batch_best": hybrid["sweep"]["best"],
                          "mixes": {k: v["test_acc"] for k, v in hybrid["mixes"].items()}}
 
-    pca = read_json(m / "pca.json")
+    pca = load_json(m / "pca.json")
     curve = {method: {k.removeprefix("n"): v for k, v in pca[method].items() if re.fullmatch(r"n\d+", k)}
              for method in ("reconstruction", "ppca")}
     summary["pca"] = {"saturation_components": pca["saturation_components"], "best": pca["best"],
@@ -96,11 +85,11 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
                       "curve": curve, "real_test": pca["real_test"]}
     summary["ppca"] = {"best": pca["ppca"]["best"]}
 
-    summary["cogan"] = {p.name: {"agreement": read_json(p / "metrics.json")["agreement"]}
+    summary["cogan"] = {p.name: {"agreement": load_json(p / "metrics.json")["agreement"]}
                         for p in sorted((m / "cogan").glob("*")) if (p / "metrics.json").is_file()}
 
     # Every stage's timing but this one's own (written after, it would make reruns differ).
-    timings = {p.stem: read_json(p) for p in sorted((m / "timings").glob("*.json")) if p.stem != "evaluate"}
+    timings = {p.stem: load_json(p) for p in sorted((m / "timings").glob("*.json")) if p.stem != "evaluate"}
     summary["timings"] = {k: {"wall_s": v["wall_s"], "peak_rss_mb": v["peak_rss_mb"]} for k, v in timings.items()}
     summary["total_wall_s"] = round(sum(v["wall_s"] for v in timings.values()), 1)
     summary["peak_rss_mb"] = max((v["peak_rss_mb"] for v in timings.values()), default=None)

@@ -15,7 +15,6 @@ Writes:
   --plots (plots/synthetic/samples.png) ten synthetic digits per class, one class per row
 """
 
-import json
 import math
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 from mnistgan import classifier, device as devices, figures, gan, scoring
 from mnistgan.cli import run_stage
 from mnistgan.errors import PipelineError
-from mnistgan.files import load_npz, save_json, save_npz
+from mnistgan.files import load_json, load_npz, save_json, save_npz
 
 
 def metric_value(metrics: dict, key: str, where: str) -> float:
@@ -46,16 +45,9 @@ def select_run(metrics_dir: Path, key: str, mode: str) -> tuple[str, dict[str, f
     files = sorted(Path(metrics_dir).glob("*/metrics.json"))
     if not files:
         raise PipelineError(f"no CCGAN runs: no {metrics_dir}/<run>/metrics.json (train the CCGANs first)")
-    values = {f.parent.name: metric_value(json_load(f), key, str(f)) for f in files}
+    values = {f.parent.name: metric_value(load_json(f), key, str(f)) for f in files}
     pick = max if mode == "max" else min
     return pick(values, key=values.get), values
-
-
-def json_load(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise PipelineError(f"{path}: not valid JSON ({exc})") from None
 
 
 def main(args, params):

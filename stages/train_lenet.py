@@ -9,7 +9,6 @@ real test digits and the FID between real train and real test features.
 
 from pathlib import Path
 
-import numpy as np
 from dvclive import Live
 
 from mnistgan import classifier, device as devices, scoring

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import PipelineError
+from .errors import PipelineError, first_line
 from .files import atomic_path, save_npz, load_npz
 from .models.lenet import LeNet
 from .scoring import gaussian_stats, lenet_outputs, to_model_input
@@ -129,7 +129,6 @@ def load_scorer(model_dir: str | Path, device="cpu") -> tuple[LeNet, tuple[np.nd
     except FileNotFoundError as exc:
         raise PipelineError(f"LeNet scorer missing: {exc.filename} (run `dvc repro train_lenet`)") from None
     except (OSError, KeyError, ValueError, TypeError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PipelineError(f"{model_dir}: not a LeNet scorer ({reason})") from None
+        raise PipelineError(f"{model_dir}: not a LeNet scorer ({first_line(exc)})") from None
     model.eval()
     return model, ref

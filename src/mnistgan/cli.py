@@ -9,7 +9,6 @@ stage's outputs are written atomically by the library, so nothing half-written i
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import signal
 import sys

@@ -12,6 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .errors import PipelineError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -43,6 +45,16 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
+
+
+def load_json(path: str | os.PathLike):
+    """Parse a JSON file; a missing or malformed file is one PipelineError line."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: missing (run `dvc repro` for the stage that writes it)") from None
+    except ValueError as exc:
+        raise PipelineError(f"{path}: not valid JSON ({exc})") from None
 
 
 def save_json(path: str | os.PathLike, obj) -> None:

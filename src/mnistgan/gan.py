@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import agreement, scoring
-from .errors import PipelineError
+from .errors import PipelineError, first_line
 from .files import atomic_path, save_json
 from .models import cogan, dcgan
 
@@ -431,6 +431,5 @@ def load_generator(directory: str | Path, device: torch.device | str = "cpu") ->
         state = torch.load(directory / "generator.pt", map_location="cpu", weights_only=True)
         generator.load_state_dict(state)
     except (OSError, KeyError, ValueError, TypeError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PipelineError(f"{directory}: not a saved generator ({reason})") from None
+        raise PipelineError(f"{directory}: not a saved generator ({first_line(exc)})") from None
     return generator.to(device).eval(), config
