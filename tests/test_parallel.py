@@ -1,0 +1,34 @@
+"""The stage graph of mnistgan.parallel (its end-to-end run is in test_pipeline_e2e.py)."""
+
+import pytest
+
+from mnistgan.parallel import Stage, closure, link, select
+
+
+def pipeline():
+    return link([
+        Stage("prepare", "p", ["data/raw"], ["data/prepared"]),
+        Stage("lenet", "l", ["data/prepared/train.npz"], ["models/lenet", "metrics/lenet"]),
+        Stage("gan@a", "a", ["data/prepared/train.npz", "models/lenet"], ["models/gan/a"]),
+        Stage("gan@b", "b", ["data/prepared", "models/lenet/lenet.pt"], ["models/gan/b"]),
+        Stage("pca", "c", ["data/prepared/test.npz"], ["metrics/pca.json"]),
+        Stage("evaluate", "e", ["metrics", "models/gan"], ["REPORT.md"]),
+    ])
+
+
+def test_upstream_follows_paths_in_both_directions():
+    s = pipeline()
+    assert s["prepare"].upstream == set()
+    assert s["lenet"].upstream == {"prepare"}  # a file inside an output directory
+    assert s["gan@b"].upstream == {"prepare", "lenet"}
+    assert s["evaluate"].upstream == {"lenet", "pca", "gan@a", "gan@b"}  # outputs inside a dep directory
+    assert not {"gan@a", "gan@b"} & s["pca"].upstream
+
+
+def test_closure_and_select():
+    s = pipeline()
+    assert closure(s, ["gan@a"]) == {"gan@a", "lenet", "prepare"}
+    assert select(s, ["gan@*"]) == {"gan@a", "gan@b", "lenet", "prepare"}
+    assert select(s, []) == set(s)
+    with pytest.raises(SystemExit, match="no stage matches 'nope'"):
+        select(s, ["nope"])
