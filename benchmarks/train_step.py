@@ -10,11 +10,16 @@ median round counts. The last line is ``ratio=<project images/s / reference imag
     python benchmarks/train_step.py --model dcgan          # the report's DCGAN, F=1, D=1, B=64
     python benchmarks/train_step.py --model lenet --batch-size 64
     python benchmarks/train_step.py --device cuda --steps 200 --rounds 5
+    python benchmarks/train_step.py --model dcgan --compile --bf16   # the GAN loop's speed switches
+
+The project loop runs in float32 and eager mode unless --bf16 / --compile (DCGAN only) switch on
+the loop's bfloat16 autocast / torch.compile; compilation happens in the untimed warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -56,9 +61,10 @@ def dcgan_models(seed: int, device, width: int = 1, depth: int = 1):
     return dcgan.Generator(width=width).to(device), dcgan.Discriminator(width=width, depth=depth).to(device)
 
 
-def dcgan_project(x, y, steps, batch, device, seed, lr=2e-3, betas=(0.5, 0.999)) -> None:
+def dcgan_project(x, y, steps, batch, device, seed, lr=2e-3, betas=(0.5, 0.999), bf16=False, compile=False) -> None:
     g, d = dcgan_models(seed, device)
-    config = gan.TrainConfig(epochs=1, batch_size=batch, lr=lr, betas=betas, seed=seed, train_limit=steps * batch)
+    config = gan.TrainConfig(epochs=1, batch_size=batch, lr=lr, betas=betas, seed=seed, train_limit=steps * batch,
+                             bf16=bf16, compile=compile)
     gan.train(gan.ImageGAN(g, d), (x.to(device),), config, name="benchmark")
 
 
@@ -126,12 +132,19 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     parser.add_argument("--data", type=Path, default=Path("data/prepared/train.npz"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bf16", action="store_true", help="project DCGAN loop: bfloat16 autocast")
+    parser.add_argument("--compile", action="store_true", help="project DCGAN loop: torch.compile G and D")
     args = parser.parse_args(argv)
+    if (args.bf16 or args.compile) and args.model != "dcgan":
+        parser.error("--bf16 and --compile apply to the DCGAN loop only")
 
     device = select(args.device)
     x, y, source = load_images(args.data, args.steps * args.batch_size + args.batch_size, args.seed)
     project, reference = LOOPS[args.model]
-    print(f"benchmark: {args.model}, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds "
+    if args.model == "dcgan":
+        project = functools.partial(project, bf16=args.bf16, compile=args.compile)
+    switches = ", ".join(s for s, on in (("bf16", args.bf16), ("compile", args.compile)) if on) or "float32, eager"
+    print(f"benchmark: {args.model} ({switches}), batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds "
           f"on {describe(device)}; torch {torch.__version__}; data: {source}", flush=True)
     for fn in (project, reference):  # warm-up: allocator, kernels, lazy init
         fn(x, y, 2, args.batch_size, device, args.seed)

@@ -43,7 +43,8 @@ def main(args, params):
                            cogan.CoupledDiscriminator().to(dev))
 
     config = gan.TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], betas=tuple(p["betas"]),
-                             seed=seed, train_limit=p["train_limit"], eval_every=p["eval_every"], bf16=p["bf16"])
+                             seed=seed, train_limit=p["train_limit"], eval_every=p["eval_every"], bf16=p["bf16"],
+                             compile=p["compile"])
     identity = {
         "family": "cogan", "pair": pair, "latent": p["latent"], "shared_layers": p["shared_layers"],
         "width": p["width"], "eval_samples": p["eval_samples"],

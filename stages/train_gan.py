@@ -48,7 +48,8 @@ def main(args, params):
     scorer, ref_stats = classifier.load_scorer(args.scorer, dev)
 
     config = gan.TrainConfig(epochs=p["epochs"], batch_size=spec.batch_size, lr=p["lr"], betas=tuple(shared["betas"]),
-                             seed=seed, train_limit=p["train_limit"], eval_every=p["eval_every"], bf16=shared["bf16"])
+                             seed=seed, train_limit=p["train_limit"], eval_every=p["eval_every"], bf16=shared["bf16"],
+                             compile=shared["compile"])
     identity = {
         "family": family, "run": run, "latent": shared["latent"], "real_target": real_target,
         "eval_samples": shared["eval_samples"],

@@ -253,6 +253,7 @@ SCHEMA: dict[str, Any] = {
         "latent": Int(1, 4096),
         "betas": ADAM_BETAS,
         "bf16": Bool(),  # bfloat16 autocast for the forward passes; weights and Adam stay float32
+        "compile": Bool(),  # torch.compile the generator and discriminator
         "eval_samples": Int(2, 100000),  # generated digits per LeNet scoring
     },
     "dcgan": IMAGE_GAN,
@@ -266,6 +267,7 @@ SCHEMA: dict[str, Any] = {
         "lr": POS_LR,
         "betas": ADAM_BETAS,
         "bf16": Bool(),
+        "compile": Bool(),
         "epochs": Int(1, 10000),
         "train_limit": Int(0, 30000),  # pairs of images per epoch; 0 = all of the smaller half
         "eval_every": Int(1, 10000),
