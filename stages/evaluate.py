@@ -19,6 +19,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
 from mnistgan import report
 from mnistgan.cli import run_stage
 from mnistgan.files import atomic_path, load_json, save_csv, save_json

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
 from mnistgan import classifier, device as devices, figures, gan, scoring
 from mnistgan.cli import run_stage
 from mnistgan.errors import PipelineError

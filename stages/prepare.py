@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.manifold import TSNE
 
+import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
 from mnistgan import data, domains, figures
 from mnistgan.cli import run_stage
 from mnistgan.files import save_csv, save_npz

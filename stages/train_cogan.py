@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dvclive import Live
 
+import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
 from mnistgan import device as devices, figures, gan, scoring
 from mnistgan.cli import run_stage
 from mnistgan.files import load_npz

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
+import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
 from mnistgan import classifier, device as devices, figures, gan, scoring
 from mnistgan.cli import run_stage
 from mnistgan.files import load_npz

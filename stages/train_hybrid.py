@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
 from mnistgan import classifier, device as devices, mixing
 from mnistgan.cli import run_stage
 from mnistgan.data import stratified_subset

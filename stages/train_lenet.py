@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dvclive import Live
 
+import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
 from mnistgan import classifier, device as devices, scoring
 from mnistgan.cli import run_stage
 from mnistgan.files import load_npz, save_csv

@@ -1,6 +1,7 @@
 """Stage scripts as a user runs them: --help, and one clear error line with no output left."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+STAGES = sorted(p.name for p in (ROOT / "stages").glob("*.py") if p.name != "checkout.py")
 
 
 def run(script, *args, cwd=ROOT, env=None):
@@ -17,11 +19,33 @@ def run(script, *args, cwd=ROOT, env=None):
     )
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "stages").glob("*.py")))
+@pytest.mark.parametrize("script", STAGES)
 def test_every_stage_explains_itself(script):
     r = run(script, "--help")
     assert r.returncode == 0, r.stderr
     assert "--params" in r.stdout and len(r.stdout.splitlines()) > 3
+
+
+@pytest.mark.parametrize("script", STAGES)
+def test_every_stage_imports_checkout_before_the_library(script):
+    lines = (ROOT / "stages" / script).read_text().splitlines()
+    first_lib = next(i for i, line in enumerate(lines) if line.startswith(("from mnistgan", "import mnistgan")))
+    assert any(line.startswith("import checkout") for line in lines[:first_lib]), script
+
+
+def test_a_stage_in_another_copy_runs_that_copys_library(tmp_path):
+    """As in `dvc exp run --queue`: a copy of the repository in a temp dir, with mnistgan also
+    installed (editable) from the original. The copy's stage must import the copy's library."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for d in ("stages", "src"):
+        shutil.copytree(ROOT / d, tmp_path / d, ignore=ignore)
+    init = tmp_path / "src/mnistgan/__init__.py"
+    init.write_text(init.read_text() + "\nprint('mnistgan loaded from', __file__)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "stages/train_gan.py", "--help"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"mnistgan loaded from {init}" in r.stdout
 
 
 def test_corrupt_mirror_file_gives_one_md5_line_and_no_output(tmp_path):
