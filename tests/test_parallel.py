@@ -32,3 +32,15 @@ def test_closure_and_select():
     assert select(s, []) == set(s)
     with pytest.raises(SystemExit, match="no stage matches 'nope'"):
         select(s, ["nope"])
+
+
+def test_last_wall_time_reads_the_stage_timing_output(tmp_path):
+    from mnistgan.parallel import last_wall_time
+
+    stage = Stage("gan@a", "a", [], ["models/gan/a", "metrics/timings/gan@a.json"])
+    assert last_wall_time(tmp_path, stage) == float("inf")  # never ran: start it first
+    (tmp_path / "metrics/timings").mkdir(parents=True)
+    (tmp_path / "metrics/timings/gan@a.json").write_text('{"wall_s": 41.5, "peak_rss_mb": 10}')
+    assert last_wall_time(tmp_path, stage) == 41.5
+    (tmp_path / "metrics/timings/gan@a.json").write_text("not json")
+    assert last_wall_time(tmp_path, stage) == float("inf")

@@ -301,8 +301,8 @@ def test_a_ccgan_experiment_shows_in_metrics_diff_and_plots_diff(tiny_repo, tmp_
 def test_parallel_runner_matches_dvc_repro_and_leaves_nothing_to_run(tiny_repo, tmp_path):
     """`python -m mnistgan.parallel -j 2` gives the same results as `dvc repro` and commits them.
 
-    Two GAN families and the CoGANs change at once; one thread per process on both sides, so
-    the numbers must match exactly (CPU results may differ across thread counts).
+    Two GAN families and the CoGANs change at once; one CPU thread per process on both sides
+    (CPU results depend on the thread count), so the numbers must match exactly.
     """
     results = {}
     for how in ("parallel", "repro"):
