@@ -54,6 +54,10 @@ OVERRIDES = {
 
 
 def load_stage(name: str):
+    """Import stages/<name>.py in-process, with stages/ on sys.path as when run as a script
+    (each stage imports stages/checkout.py first)."""
+    if str(ROOT / "stages") not in sys.path:
+        sys.path.insert(0, str(ROOT / "stages"))
     spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
