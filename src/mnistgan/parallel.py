@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m mnistgan.parallel", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-j", "--jobs", type=int, default=2,
-                        help="stages running at once (default %(default)s; GPU: 4-8 for the GAN grid)")
+                        help="stages running at once (default %(default)s)")
     parser.add_argument("targets", nargs="*", metavar="STAGE",
                         help="stage names or globs, e.g. 'train_ccgan@*' (default: the whole pipeline); "
                              "the stages they depend on run too")
