@@ -171,7 +171,7 @@ class Runner:
 def default_threads(jobs: int) -> int:
     """$OMP_NUM_THREADS if set, else the cores shared out: jobs x threads never exceeds the
     cores (oversubscribed, OpenMP threads spin against each other: on 2 cores, two 2-thread
-    GAN stages ran ~5x slower than one after the other)."""
+    GAN stages ran over 5x slower than one after the other)."""
     env = os.environ.get("OMP_NUM_THREADS", "")
     return int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or 1) // jobs)
 
