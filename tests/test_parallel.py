@@ -2,7 +2,7 @@
 
 import pytest
 
-from mnistgan.parallel import Stage, closure, link, select
+from mnistgan.parallel import Stage, closure, last_wall_time, link, select
 
 
 def pipeline():
@@ -35,8 +35,6 @@ def test_closure_and_select():
 
 
 def test_last_wall_time_reads_the_stage_timing_output(tmp_path):
-    from mnistgan.parallel import last_wall_time
-
     stage = Stage("gan@a", "a", [], ["models/gan/a", "metrics/timings/gan@a.json"])
     assert last_wall_time(tmp_path, stage) == float("inf")  # never ran: start it first
     (tmp_path / "metrics/timings").mkdir(parents=True)

@@ -32,6 +32,7 @@ import fnmatch
 import json
 import math
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -41,6 +42,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import PipelineError
+from .files import load_json
 
 
 @dataclass
@@ -127,8 +131,8 @@ def last_wall_time(root: Path, stage: Stage) -> float:
         path = root / out
         if path.name == f"{stage.name}.json" and path.parent.name == "timings" and path.is_file():
             try:
-                return float(json.loads(path.read_text())["wall_s"])
-            except (ValueError, KeyError, TypeError):
+                return float(load_json(path)["wall_s"])
+            except (PipelineError, KeyError, TypeError, ValueError):
                 break
     return math.inf
 
@@ -179,8 +183,6 @@ def default_threads(jobs: int) -> int:
 def run(root: Path, jobs: int, patterns: list[str], dry: bool = False, threads: int | None = None) -> int:
     """Run the out-of-date stages among ``patterns`` (and their upstream), ``jobs`` at a time,
     then `dvc commit` them. Returns the exit status."""
-    import queue
-
     t_all = time.perf_counter()
     stages = load_pipeline(root)
     wanted = select(stages, patterns)
