@@ -33,12 +33,18 @@ def read_counts(path: Path) -> list[int]:
     return [int(line.split(",")[1]) for line in lines]
 
 
+RUN_KEYS = ("fid", "is", "lenet_acc", "lenet_acc_ci95", "samples", "epochs")
+PCA_METHODS = ("global", "per_class", "ppca")
+COGAN_KEYS = ("agreement", "agreement_ci95", "agreement_chance", "agreement_normalised", "label_agreement",
+              "label_agreement_ci95", "label_agreement_chance", "label_agreement_normalised", "pairs")
+
+
 def gan_runs(metrics_dir: Path) -> dict[str, dict]:
     """Final scores of every run of one GAN family, from each run's dvclive metrics.json."""
     runs = {}
     for path in sorted(metrics_dir.glob("*/metrics.json")):
         m = load_json(path)
-        runs[path.parent.name] = {k: m.get(k) for k in ("fid", "is", "lenet_acc", "epochs") if k in m}
+        runs[path.parent.name] = {k: m.get(k) for k in RUN_KEYS if k in m}
     return runs
 
 
@@ -52,7 +58,8 @@ def best_by(runs: dict[str, dict], key: str, lower_is_better: bool) -> tuple[str
 def collect(m: Path, plots: Path, params: dict) -> dict:
     lenet = load_json(m / "lenet/metrics.json")
     summary: dict = {"profile": params["profile"], "device": lenet.get("device")}
-    summary["lenet"] = {k: lenet[k] for k in ("test_acc", "train_acc", "test_is", "fid_train_vs_test")}
+    summary["lenet"] = {k: lenet[k] for k in ("test_acc", "test_acc_ci95", "train_acc", "test_is", "fid_train_vs_test")
+                        if k in lenet}
     summary["data"] = {"class_counts": {s: read_counts(plots / f"data/class_counts_{s}.csv") for s in ("train", "test")}}
 
     for family in ("dcgan", "ccgan"):
@@ -67,27 +74,33 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
             selected_by = f"{chosen['select_by']} ({chosen['mode']})"
         if best:
             name, r = best
-            summary[family]["best"] = {"config": name, **{k: r.get(k) for k in ("fid", "is", "lenet_acc") if k in r},
+            summary[family]["best"] = {"config": name, **{k: r[k] for k in RUN_KEYS if k in r and k != "epochs"},
                                        "selected_by": selected_by}
 
     synthetic = load_json(m / "synthetic.json")
     summary["synthetic"] = {"run": synthetic["run"], "images": synthetic["images"]}
     hybrid = load_json(m / "hybrid.json")
-    fractions = {k.removeprefix("acc_real_"): v for k, v in hybrid.items() if k.startswith("acc_real_")}
-    summary["hybrid"] = {**{f"acc_real_{r}": v for r, v in fractions.items()}, "real_fraction": fractions,
+    fractions = {k.removeprefix("acc_real_"): v for k, v in hybrid.items()
+                 if k.startswith("acc_real_") and not k.endswith("_ci95")}
+    summary["hybrid"] = {**{k: v for k, v in hybrid.items() if k.startswith("acc_real_")},
+                         "real_fraction": fractions, "test_images": hybrid["test_images"],
                          "lr_batch_best": hybrid["sweep"]["best"],
                          "mixes": {k: v["test_acc"] for k, v in hybrid["mixes"].items()}}
 
     pca = load_json(m / "pca.json")
-    curve = {method: {k.removeprefix("n"): v for k, v in pca[method].items() if re.fullmatch(r"n\d+", k)}
-             for method in ("reconstruction", "ppca")}
-    summary["pca"] = {"saturation_components": pca["saturation_components"], "best": pca["best"],
-                      "one_component_lenet_acc": pca["reconstruction"]["n1"]["lenet_acc"],
-                      "curve": curve, "real_test": pca["real_test"]}
-    summary["ppca"] = {"best": pca["ppca"]["best"]}
+    summary["pca"] = {method: {"saturation_components": pca[method]["saturation_components"],
+                               "fid_saturation_components": pca[method]["fid_saturation_components"],
+                               "best": pca[method]["best"],
+                               "curve": {k.removeprefix("n"): {s: v[s] for s in ("lenet_acc", "is", "fid")}
+                                         for k, v in pca[method].items() if re.fullmatch(r"n\d+", k)}}
+                      for method in PCA_METHODS}
+    summary["pca"].update({"real_test": pca["real_test"], "samples": pca["samples"]})
 
-    summary["cogan"] = {p.name: {"agreement": load_json(p / "metrics.json")["agreement"]}
+    summary["cogan"] = {p.name: {k: v for k, v in load_json(p / "metrics.json").items() if k in COGAN_KEYS}
                         for p in sorted((m / "cogan").glob("*")) if (p / "metrics.json").is_file()}
+    if (m / "lenet_edge.json").is_file():
+        edge = load_json(m / "lenet_edge.json")
+        summary["lenet_edge"] = {k: edge[k] for k in ("test_acc", "test_acc_ci95")}
 
     # Every stage's timing but this one's own (written after, it would make reruns differ).
     timings = {p.stem: load_json(p) for p in sorted((m / "timings").glob("*.json")) if p.stem != "evaluate"}

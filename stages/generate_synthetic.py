@@ -11,7 +11,8 @@ Writes:
   --out (data/synthetic/train.npz)  x uint8 (N, 28, 28), y uint8 (N,): one array file
   --summary (metrics/synthetic.json) the chosen run, the candidates' values of the metric, and
                                      the LeNet scores of the synthetic set itself (lenet_acc of
-                                     the intended class, is, LeNet-FID vs the real test set)
+                                     the intended class, is, LeNet-FID vs the real test set) on
+                                     its first scoring.samples digits, like every final score
   --plots (plots/synthetic/samples.png) ten synthetic digits per class, one class per row
 """
 
@@ -69,7 +70,8 @@ def main(args, params):
     save_npz(args.out, x=x, y=y)
 
     scorer, ref_stats = classifier.load_scorer(args.scorer, dev)
-    scores = scoring.score_samples(scorer, x, y, ref_stats, bs, dev)
+    n = min(params["scoring"]["samples"], len(y))  # every final FID at one sample count (classes are shuffled)
+    scores = scoring.score_samples(scorer, x[:n], y[:n], ref_stats, bs, dev, intervals=True)
     first_ten = np.concatenate([np.flatnonzero(y == c)[:10] for c in range(10)])
     figures.save_grid(Path(args.plots) / "samples.png", x[first_ten], nrow=10,
                       title=f"synthetic training digits from CCGAN {run}", row_labels=[str(c) for c in range(10)])

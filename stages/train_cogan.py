@@ -6,8 +6,14 @@ no pair is ever shown, the joint distribution comes from weight sharing alone. S
 from the `cogan` section of params.yaml.
 
 Per epoch, dvclive logs d_loss and g_loss (sums over both domains), d_acc_real and d_acc_fake
-(means over both); every cogan.eval_every epochs also `agreement`, the average pixel
-agreement ratio of cogan.eval_samples pairs from fixed noise (mnistgan.agreement).
+(means over both); every cogan.eval_every epochs also the scores of cogan.eval_samples pairs
+from fixed noise (mnistgan.agreement): `agreement`, the average pixel agreement ratio, beside
+`agreement_chance` (the same samples re-paired at random) and `agreement_normalised`; and
+`label_agreement`, the fraction of pairs whose two images show the same digit, beside its
+chance. Domain-1 digits are read by the fixed LeNet (--scorer); a domain-2 image is mapped
+back by the transform's exact inverse (rotate, negative) and read by the same LeNet, or,
+without an inverse (edge), read by a LeNet trained on that domain (--domain-scorer,
+stages/train_domain_lenet.py). The final scores, with 95% intervals, are the run's metrics.
 
 Writes:
   --out         models/cogan/<pair>/: generator.pt and config.json (mnistgan.gan.load_generator)
@@ -22,7 +28,7 @@ from pathlib import Path
 from dvclive import Live
 
 import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import device as devices, figures, gan, scoring
+from mnistgan import classifier, device as devices, domains, figures, gan, scoring
 from mnistgan.cli import run_stage
 from mnistgan.files import load_npz
 from mnistgan.models import cogan
@@ -36,8 +42,8 @@ def main(args, params):
     dev = devices.select(params["device"])
     devices.seed_everything(seed)
 
-    train, domains = load_npz(Path(args.data) / "train.npz"), load_npz(Path(args.data) / "domains.npz")
-    first, second = train["x"][domains["half_a"]], domains[pair]
+    train, halves = load_npz(Path(args.data) / "train.npz"), load_npz(Path(args.data) / "domains.npz")
+    first, second = train["x"][halves["half_a"]], halves[pair]
     n = min(len(first), len(second))  # the halves differ by a few images; pairs are never matched anyway
     data = tuple(scoring.to_model_input(x[:n]).to(dev) for x in (first, second))
     model = gan.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
@@ -49,18 +55,28 @@ def main(args, params):
     identity = {
         "family": "cogan", "pair": pair, "latent": p["latent"], "shared_layers": p["shared_layers"],
         "width": p["width"], "eval_samples": p["eval_samples"],
-        "inputs": gan.file_digest([Path(args.data) / "train.npz", Path(args.data) / "domains.npz", __file__]),
+        "inputs": gan.file_digest([Path(args.data) / "train.npz", Path(args.data) / "domains.npz", __file__,
+                                   args.scorer, *([] if pair in domains.INVERSES else [args.domain_scorer])]),
         "code": gan.code_digest(),
     }
     name = f"train_cogan {pair}"
+    classify = digit_reader(pair, args.scorer, args.domain_scorer, params["scoring"]["batch_size"], dev)
+
+    def scores() -> dict:
+        return gan.agreement_scores(model.generator, pair, p["eval_samples"], seed + gan.EVAL_SEED,
+                                    params["scoring"]["batch_size"], classify)
+
     with Live(args.live, dvcyaml=False, save_dvc_exp=False) as live:
         history = gan.train(
             model, data, config, name=name, identity=identity, checkpoint=args.checkpoint,
-            evaluate=lambda: gan.agreement_scores(model.generator, pair, p["eval_samples"], seed + gan.EVAL_SEED,
-                                                  params["scoring"]["batch_size"]),
+            evaluate=lambda: {k: v for k, v in scores().items() if isinstance(v, float)},  # curves: numbers only
             on_epoch=gan.dvclive_logger(live, name, p["epochs"]),
         )
-        live.summary["epochs"] = p["epochs"]
+        final = scores()
+        live.summary.update({**final, "epochs": p["epochs"]})
+    print(f"{name}: pixel agreement {final['agreement']:.4f} (chance {final['agreement_chance']:.4f}, "
+          f"normalised {final['agreement_normalised']:.3f}); label agreement {final['label_agreement']:.4f} "
+          f"(chance {final['label_agreement_chance']:.4f}) on {final['pairs']} pairs", flush=True)
 
     z = gan.latent_noise(GRID_BLOCKS * GRID_COLUMNS, p["latent"], seed + gan.GRID_SEED)
     pairs = gan.generate(model.generator, z).numpy().reshape(GRID_BLOCKS, GRID_COLUMNS, 2, 28, 28)
@@ -70,9 +86,26 @@ def main(args, params):
     gan.save_generator(args.out, model.generator, "cogan", {"pair": pair, "epochs": p["epochs"], "final": history[-1]})
 
 
+def digit_reader(pair: str, scorer_dir: str, domain_scorer_dir: str, batch_size: int, dev):
+    """``classify(x1, x2)`` -> the digit labels of domain-1 and domain-2 images (uint8)."""
+    scorer, _ = classifier.load_scorer(scorer_dir, dev)
+    if pair in domains.INVERSES:
+        second, back = scorer, domains.INVERSES[pair]
+    else:
+        second, back = classifier.load_scorer(domain_scorer_dir, dev)[0], (lambda x: x)
+
+    def classify(x1, x2):
+        return (classifier.predict(scorer, x1, batch_size, dev).argmax(1),
+                classifier.predict(second, back(x2), batch_size, dev).argmax(1))
+    return classify
+
+
 def configure(parser):
     parser.add_argument("--pair", required=True, choices=COGAN_DOMAINS, help="the domain-2 transform")
     parser.add_argument("--data", default="data/prepared", help="prepared train.npz and domains.npz")
+    parser.add_argument("--scorer", default="models/lenet", help="the fixed LeNet: reads domain-1 digits")
+    parser.add_argument("--domain-scorer", default="models/lenet_edge",
+                        help="a LeNet trained on domain-2 digits, for a transform without an inverse (edge)")
     parser.add_argument("--out", required=True, help="generator directory, e.g. models/cogan/rotate")
     parser.add_argument("--live", required=True, help="dvclive directory, e.g. metrics/cogan/rotate")
     parser.add_argument("--grid", required=True, help="sample grid PNG, e.g. plots/cogan/rotate.png")

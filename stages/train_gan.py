@@ -8,6 +8,8 @@ Everything else comes from params.yaml: the `gan` section and the family's own.
 Per epoch, dvclive logs d_loss, g_loss, d_acc_real, d_acc_fake; every <family>.eval_every
 epochs also the LeNet scores of gan.eval_samples digits from fixed noise: is, fid (LeNet-FID
 against the real test set) and, for the CCGAN, lenet_acc (accuracy on the intended class).
+The run's final metrics are the same scores on scoring.samples digits (every generator's
+FID at one sample count), with lenet_acc's 95% interval (lenet_acc_ci95).
 
 Writes:
   --out         models/<family>/<run>/: generator.pt and config.json (mnistgan.gan.load_generator)
@@ -65,7 +67,13 @@ def main(args, params):
                                               seed + gan.EVAL_SEED, params["scoring"]["batch_size"]),
             on_epoch=gan.dvclive_logger(live, name, p["epochs"]),
         )
-        live.summary["epochs"] = p["epochs"]
+        # The run's metrics: scored once more at the end on scoring.samples digits, the same
+        # number for every generator, so FIDs compare (the curves use gan.eval_samples).
+        final = gan.lenet_scores(model.generator, scorer, ref_stats, params["scoring"]["samples"],
+                                 seed + gan.EVAL_SEED, params["scoring"]["batch_size"], intervals=True)
+        live.summary.update({**final, "epochs": p["epochs"]})
+    print(f"{name}: final scores on {final['samples']} digits: " + ", ".join(
+        f"{k} {final[k]:.4f}" for k in ("lenet_acc", "is", "fid") if k in final), flush=True)
 
     labels = torch.arange(10).repeat_interleave(10) if conditional else None
     grid = gan.generate(model.generator, gan.latent_noise(100, shared["latent"], seed + gan.GRID_SEED), labels)

@@ -16,7 +16,7 @@ subset of hybrid.test_images; 0 = all).
   on the test set).
 
 --metrics (metrics/hybrid.json): acc_real_<r> per real fraction (r with one decimal, e.g.
-acc_real_0.1), sweep.best {lr, batch_size, test_acc}, and per mix its test_acc and real share.
+acc_real_0.1) and its 95% interval over the test digits (acc_real_<r>_ci95), sweep.best {lr, batch_size, test_acc}, and per mix its test_acc and real share.
 One progress line per classifier; a setting that recurs (the r = 0.1 classifier is also the
 sweep's lr/batch default and the uniform_10 mix) is trained once and reported each time.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import classifier, device as devices, mixing
+from mnistgan import classifier, device as devices, mixing, stats
 from mnistgan.cli import run_stage
 from mnistgan.data import stratified_subset
 from mnistgan.files import load_npz, save_csv, save_json
@@ -81,6 +81,7 @@ def main(args, params):
         acc = fit(r, f"real fraction {r:g}", h["lr"], h["batch_size"])[1]
         curve.append((r, acc))
         metrics[fraction_key(r)] = acc
+        metrics[fraction_key(r) + "_ci95"] = stats.wilson_ci95(round(acc * len(y_test)), len(y_test))
     save_csv(plots / "real_fraction.csv", ["r", "test_acc"], curve)
 
     r, sweep = h["sweep"]["real_fraction"], []

@@ -12,7 +12,7 @@ from pathlib import Path
 from dvclive import Live
 
 import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import classifier, device as devices, scoring
+from mnistgan import classifier, device as devices, scoring, stats
 from mnistgan.cli import run_stage
 from mnistgan.files import load_npz, save_csv
 
@@ -49,6 +49,7 @@ def main(args, params):
         live.summary.update({
             "train_acc": result.history[-1].train_acc,
             "test_acc": result.history[-1].test_acc,
+            "test_acc_ci95": stats.proportion_ci95(pred == test["y"]),
             "test_is": scoring.inception_score(p_test),
             "fid_train_vs_test": scoring.frechet_distance(mu_tr, s_tr, mu_te, s_te),
             "device": devices.describe(dev),

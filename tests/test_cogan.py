@@ -78,5 +78,33 @@ class RotatingPair(nn.Module):
 
 
 def test_agreement_score_of_a_generator_pair_that_is_the_transform_is_one():
-    assert gan.agreement_scores(RotatingPair(), "rotate", n=50, seed=0) == {"agreement": 1.0}
+    s = gan.agreement_scores(RotatingPair(), "rotate", n=50, seed=0)
+    assert s["agreement"] == 1.0 and s["agreement_normalised"] == 1.0 and s["agreement_ci95"] == [1.0, 1.0]
+    assert s["agreement_chance"] < 0.9 and s["pairs"] == 50
     assert gan.agreement_scores(RotatingPair(), "negative", n=50, seed=0)["agreement"] < 0.9
+
+
+def test_label_agreement_reads_both_domains_and_stands_beside_its_chance():
+    def classify(x1, x2):  # a "scorer" that reads the digit class from the image mean
+        return (x1.reshape(len(x1), -1).mean(1) > 127).astype(int), (np.rot90(x2, -1, (-2, -1)).reshape(
+            len(x2), -1).mean(1) > 127).astype(int)
+    s = gan.agreement_scores(RotatingPair(), "rotate", n=400, seed=0, classify=classify)
+    assert s["label_agreement"] == 1.0
+    assert 0.3 < s["label_agreement_chance"] < 0.7  # two classes, re-paired at random: about one half
+    lo, hi = s["label_agreement_ci95"]
+    assert 0.98 < lo < 1.0 == hi  # Wilson: not a zero-width interval at 400 of 400
+
+
+def test_chance_level_is_the_same_samples_re_paired_and_normalised_maps_it_to_zero():
+    rng = np.random.default_rng(0)
+    x1 = rng.integers(0, 256, (200, 28, 28), dtype=np.uint8)
+    x2 = domains.transform("negative", x1)
+    s = agreement.pair_scores(x1, x2, "negative", seed=3)
+    swap = agreement.derangement(200, 3)
+    assert (swap != np.arange(200)).all() and sorted(swap) == list(range(200))  # every pair is broken
+    assert s["agreement_chance"] == agreement.pixel_agreement(x1, x2[swap], "negative")
+    assert s["agreement"] == 1.0 and abs(s["agreement_chance"] - 0.5) < 0.02  # random pixels: half agree
+    unrelated = agreement.pair_scores(x1, x2[swap], "negative", seed=3)
+    assert abs(unrelated["agreement_normalised"]) < 0.05  # re-paired samples score about chance
+    lo, hi = unrelated["agreement_ci95"]
+    assert lo < unrelated["agreement"] < hi

@@ -48,8 +48,7 @@ OVERRIDES = {
     "hybrid.sweep.lrs": [0.001, 0.01],
     "hybrid.sweep.batch_sizes": [16, 64],
     "pca.components": [1, 4, 16],
-    "pca.test_images": 0,
-    "pca.ppca_samples": 50,
+    "scoring.samples": 100,  # all N_TEST test digits rebuilt, 100 PPCA samples
 }
 
 
@@ -246,22 +245,28 @@ def test_pca_sweep_outputs(world, tmp_path):
     load_stage("pca_sweep").main(args, p)
 
     ns = p["pca"]["components"]
+    methods = ("global", "per_class", "ppca")
     curve = read_csv(tmp_path / "plots/pca/curve.csv")
     assert list(curve[0]) == ["n", "method", "lenet_acc", "is", "fid"]
-    assert [(int(r["n"]), r["method"]) for r in curve] == [(n, m) for m in ("reconstruction", "ppca") for n in ns]
-    for name in ("reconstruction", "ppca"):
+    assert [(int(r["n"]), r["method"]) for r in curve] == [(n, m) for m in methods for n in ns]
+    for name in ("reconstruction", "global", "ppca"):
         assert (tmp_path / f"plots/pca/{name}.png").read_bytes()[:4] == b"\x89PNG"
 
     metrics = json.loads((tmp_path / "metrics/pca.json").read_text())
-    assert metrics["saturation_components"] in ns
-    assert metrics["best"]["n"] in ns and 0.0 <= metrics["best"]["lenet_acc"] <= 1.0
-    assert metrics["ppca"]["best"]["n"] in ns and 0.0 <= metrics["ppca"]["best"]["lenet_acc"] <= 1.0
-    for method in ("reconstruction", "ppca"):
+    for method in methods:
+        m = metrics[method]
+        assert m["saturation_components"] in ns and m["fid_saturation_components"] in ns
+        assert m["best"]["n"] in ns and 0.0 <= m["best"]["lenet_acc"] <= 1.0
         for n in ns:
-            assert set(metrics[method][f"n{n}"]) == {"lenet_acc", "is", "fid"}
-    rec = {int(r["n"]): float(r["lenet_acc"]) for r in curve if r["method"] == "reconstruction"}
-    assert metrics["best"]["lenet_acc"] == pytest.approx(max(rec.values()), abs=1e-6)
-    assert set(metrics["real_test"]) == {"lenet_acc", "is", "fid"}
+            assert set(m[f"n{n}"]) == {"lenet_acc", "is", "fid", "samples", "lenet_acc_ci95"}
+            assert m[f"n{n}"]["samples"] == 100  # every set scored on scoring.samples digits
+        acc = {int(r["n"]): float(r["lenet_acc"]) for r in curve if r["method"] == method}
+        assert m["best"]["lenet_acc"] == pytest.approx(max(acc.values()), abs=1e-6)
+        fid = {int(r["n"]): float(r["fid"]) for r in curve if r["method"] == method}
+        assert fid[m["fid_saturation_components"]] <= min(fid.values()) + p["pca"]["fid_saturation_tolerance"]
+    # the global basis ignores the label, so it can only lose accuracy against the per-class one at n = 1
+    assert metrics["global"]["n1"]["lenet_acc"] <= metrics["per_class"]["n1"]["lenet_acc"]
+    assert metrics["real_test"]["samples"] == 100
 
 
 # ----------------------------------------------------------------------------- params
@@ -285,7 +290,8 @@ def test_pca_sweep_outputs(world, tmp_path):
     ("pca.components", [1, 784], r"pca.components\[1\] must be <= 783"),
     ("pca.components", [0], r"pca.components\[0\] must be >= 1"),
     ("pca.components", [], "pca.components must have at least 1"),
-    ("pca.test_images", 5, "pca.test_images must be 0 .all. or at least 10"),
+    ("scoring.samples", 600, r"scoring.samples \(600\) exceeds the 500 images kept by data.test_limit"),
+    ("scoring.samples", 12, r"scoring.samples \(12\) must exceed lenet.hidden\[1\] \(12\)"),
     ("pca.saturation_tolerance", -0.1, "pca.saturation_tolerance must be >= 0.0"),
     ("synthetic.mode", "best", "synthetic.mode must be one of max, min"),
     ("synthetic.select_by", "", "synthetic.select_by must be a short name"),

@@ -194,7 +194,8 @@ def prepared(tmp_path_factory) -> Path:
     classifier.save_scorer(root / "lenet", lenet, (4, 8), (16, 12), rng.normal(size=(50, 12)))
     small = {"gan.eval_samples": 20, "lenet.hidden": [16, 12], "dcgan.train_limit": 0, "ccgan.train_limit": 0,
              "ccgan.epochs": 2, "ccgan.eval_every": 1, "cogan.width": 0.0625, "cogan.train_limit": 0,
-             "cogan.epochs": 1, "cogan.eval_every": 1, "cogan.eval_samples": 10, "gan.bf16": False, "cogan.bf16": False}
+             "cogan.epochs": 1, "cogan.eval_every": 1, "cogan.eval_samples": 10, "gan.bf16": False, "cogan.bf16": False,
+             "scoring.samples": 40}
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     (root / "params.yaml").write_text(yaml.safe_dump(apply_overrides(base, small)))
     return root
@@ -219,15 +220,21 @@ def test_train_gan_stage_writes_every_output(prepared):
     metrics = yaml.safe_load((prepared / "metrics/ccgan/F1-D1-B32-ls/metrics.json").read_text())
     assert {"d_loss", "g_loss", "d_acc_real", "d_acc_fake", "is", "fid", "lenet_acc"} <= metrics.keys()
     assert metrics["epochs"] == 2 and (prepared / "plots/ccgan/F1-D1-B32-ls.png").stat().st_size > 0
+    assert metrics["samples"] == 40  # the final scores use scoring.samples, the curves gan.eval_samples
+    assert metrics["lenet_acc_ci95"][0] <= metrics["lenet_acc"] <= metrics["lenet_acc_ci95"][1]
     generator, config = gan.load_generator(prepared / "models/ccgan/F1-D1-B32-ls")
     assert generator.n_classes == 10 and config["run"] == "F1-D1-B32-ls"
 
 
 def test_train_cogan_stage_writes_every_output(prepared):
-    r = stage("train_cogan.py", prepared, "--pair", "negative", *outputs(prepared, "cogan", "negative"))
+    r = stage("train_cogan.py", prepared, "--pair", "negative", "--scorer", str(prepared / "lenet"),
+              *outputs(prepared, "cogan", "negative"))
     assert r.returncode == 0, r.stderr
     metrics = yaml.safe_load((prepared / "metrics/cogan/negative/metrics.json").read_text())
-    assert 0 <= metrics["agreement"] <= 1
+    assert 0 <= metrics["agreement"] <= 1 and 0 <= metrics["label_agreement"] <= 1
+    assert metrics["agreement_normalised"] == pytest.approx(
+        (metrics["agreement"] - metrics["agreement_chance"]) / (1 - metrics["agreement_chance"]))
+    assert metrics["pairs"] == 10 and len(metrics["label_agreement_ci95"]) == 2
     assert gan.load_generator(prepared / "models/cogan/negative")[1]["pair"] == "negative"
 
 

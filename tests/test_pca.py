@@ -245,3 +245,25 @@ def test_saturation_ignores_order_and_takes_the_smaller_n_on_ties():
 def test_saturation_errors(ns, scores, tolerance, message):
     with pytest.raises(PCAError, match=message):
         saturation_point(ns, scores, tolerance)
+
+
+def test_fid_saturation_reads_lower_as_better():
+    assert saturation_point([1, 8, 64, 256], [90.0, 20.0, 1.5, 0.9], 1.0, higher_is_better=False) == 64
+    assert saturation_point([1, 8, 64, 256], [90.0, 20.0, 1.5, 0.9], 0.1, higher_is_better=False) == 256
+
+
+def test_global_pca_is_blind_to_the_label_and_rebuilds_exactly_with_every_component():
+    from mnistgan.pca import GlobalPCA
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (40, 4, 4)).astype(np.float32)
+    model = GlobalPCA.fit(x, (-1.0, 1.0))
+    np.testing.assert_allclose(model.reconstruct(x, 16), x, atol=1e-5)
+    one = model.reconstruct(x, 1)
+    assert one.shape == x.shape and one.dtype == np.float32
+    # one basis for all: the 1-component rebuild of a digit is the same whatever class it is said to be
+    per_class = PerClassPCA.fit(x, np.arange(40) % 2, (-1.0, 1.0))
+    a, _ = per_class.reconstruct(x[:1], np.array([0]), 1)
+    b, _ = per_class.reconstruct(x[:1], np.array([1]), 1)
+    assert not np.allclose(a, b)  # ...unlike per class, where the label picks the basis
+    np.testing.assert_allclose(model.reconstruct(x[:1], 1), one[:1])

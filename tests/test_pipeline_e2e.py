@@ -49,6 +49,8 @@ def project_env(dest: Path) -> dict:
         "MNIST_MIRROR": str(MNIST),
         "MNISTGAN_PUBLIC_MIRRORS": "",
         "DVC_NO_ANALYTICS": "1",
+        # every stage appends the params keys it read and the files it imported (mnistgan.cli)
+        "MNISTGAN_PARAMS_LOG": str(dest.parent / f"{dest.name}.reads.jsonl"),
         "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
     }
 
@@ -103,6 +105,32 @@ def test_outputs_and_numbers(tiny_repo):
     assert {p.name for p in (tiny_repo / "models/lenet").iterdir()} == {"lenet.pt", "config.json", "test_stats.npz"}
     timing = json.loads((tiny_repo / "metrics/timings/train_lenet.json").read_text())
     assert timing["wall_s"] > 0 and 10 < timing["peak_rss_mb"] < 4096
+
+
+def test_every_stage_declares_what_it_reads(tiny_repo):
+    """Each stage's params in dvc.yaml cover every key its run read, and its code deps are every
+    project file its run imported: a stage whose inputs are not all declared could go stale."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    from mnistgan.params import covers
+
+    records = [json.loads(line) for line in (tiny_repo.parent / "repo.reads.jsonl").read_text().splitlines()]
+    with Repo(str(tiny_repo)) as repo:
+        stages = {" ".join(s.cmd.split()[1:]): s for s in repo.index.stages if getattr(s, "cmd", None)}
+        declared = {cmd: ([k for d in s.deps if isinstance(d, ParamsDependency) for k in d.params],
+                          {d.def_path for d in s.deps if not isinstance(d, ParamsDependency)})
+                    for cmd, s in stages.items()}
+    seen, gaps = set(), []
+    for rec in records:
+        cmd = " ".join(rec["argv"])
+        params, files = declared[cmd]
+        name = stages[cmd].name
+        seen.add(name)
+        gaps += [f"{name} reads params key {k}, not declared" for k in rec["params"] if not covers(params, k)]
+        gaps += [f"{name} imported {f}, not a dep" for f in rec["files"] if f not in files]
+    assert not gaps, "\n".join(gaps)
+    assert seen == {s.name for s in stages.values()}, "every stage ran and was logged"
 
 
 def test_second_repro_is_a_fast_noop(tiny_repo):

@@ -60,3 +60,35 @@ def test_lenet_outputs_restore_training_mode():
     model = LeNet((4, 8), (16, 12)).train()
     scoring.lenet_outputs(model, np.zeros((2, 28, 28), np.uint8))
     assert model.training
+
+
+def test_wilson_interval_is_inside_0_1_and_shrinks_with_n():
+    from mnistgan import stats
+
+    lo, hi = stats.wilson_ci95(976, 1000)
+    assert lo < 0.976 < hi and abs((hi - lo) - 0.019) < 0.003
+    lo5, hi5 = stats.wilson_ci95(4880, 5000)
+    assert hi5 - lo5 < (hi - lo) / 2
+    assert stats.wilson_ci95(100, 100)[1] == 1.0 and stats.wilson_ci95(100, 100)[0] < 1.0
+    assert stats.wilson_ci95(0, 100)[0] == 0.0 and stats.wilson_ci95(0, 100)[1] > 0.0
+    with pytest.raises(ValueError):
+        stats.wilson_ci95(5, 4)
+
+
+def test_mean_interval_covers_the_mean_about_95_percent_of_the_time():
+    from mnistgan import stats
+
+    rng = np.random.default_rng(0)
+    hits = sum(lo <= 0.5 <= hi for lo, hi in (stats.mean_ci95(rng.uniform(0, 1, 200)) for _ in range(400)))
+    assert 0.92 < hits / 400 < 0.98
+
+
+def test_scores_with_intervals_report_the_sample_count_and_the_accuracy_interval():
+    model = LeNet((4, 8), (16, 12))
+    images = np.random.default_rng(0).integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    labels = np.zeros(300, dtype=int)
+    out = scoring.score_samples(model, images, labels, intervals=True)
+    assert out["samples"] == 300
+    lo, hi = out["lenet_acc_ci95"]
+    assert lo <= out["lenet_acc"] <= hi
+    assert "samples" not in scoring.score_samples(model, images, labels)  # per-epoch curves: numbers only

@@ -26,8 +26,7 @@ TINY_OVERRIDES: dict[str, object] = {
     "hybrid.sweep.lrs": [0.001],
     "hybrid.sweep.batch_sizes": [32, 64],
     "pca.components": [1, 8, 64],
-    "pca.test_images": 200,
-    "pca.ppca_samples": 100,
+    "scoring.samples": 200,  # every final score: GAN runs, synthetic set, PCA rebuilds and PPCA samples
     # the GANs: a few steps each, enough to exercise every stage and output
     "gan.eval_samples": 100,
     "dcgan.epochs": 1,

@@ -9,6 +9,8 @@ stage's outputs are written atomically by the library, so nothing half-written i
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
 import signal
 import sys
@@ -47,8 +49,12 @@ def run_stage(
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     start = time.perf_counter()
+    log = os.environ.get("MNISTGAN_PARAMS_LOG")
     try:
         params = params_mod.load(args.params)
+        if log:
+            params = params_mod.Tracked(params)
+        set_cpu_threads(params)
         main(args, params)
     except PipelineError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
@@ -66,4 +72,30 @@ def run_stage(
 
         save_json(args.timing, {"wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb, 1),
                                 "finished": time.strftime("%Y-%m-%d", time.gmtime())})
+    if log:
+        _log_reads(log, params)
     print(f"{name}: done in {wall:.1f}s (peak memory {peak_mb:.0f} MB)", file=sys.stderr)
+
+
+def set_cpu_threads(params: dict[str, Any]) -> None:
+    """``torch.set_num_threads(cpu_threads)`` in a stage that uses torch (its script imported it).
+
+    CPU results depend on the thread count, so it comes from params.yaml, where DVC sees it,
+    not from the environment (OMP_NUM_THREADS is overridden). A stage without torch neither
+    reads nor declares the param. 0 keeps torch's default (all cores).
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and params["cpu_threads"]:
+        torch.set_num_threads(params["cpu_threads"])
+
+
+def _log_reads(path: str, params: dict[str, Any]) -> None:
+    """Append what this stage read to ``path`` (JSON lines): its argv, the params keys it read
+    and the project files it imported. The dependency tests compare them with dvc.yaml."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    paths = {os.path.relpath(os.path.abspath(m.__file__), root) for m in list(sys.modules.values())
+             if getattr(m, "__file__", None) and os.path.isabs(m.__file__)}
+    files = sorted(f for f in paths if f.startswith(("src" + os.sep, "stages" + os.sep)))
+    record = {"argv": sys.argv, "params": sorted(getattr(params, "read", ())), "files": files}
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")

@@ -39,6 +39,18 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 """Domain-2 transforms of the CoGAN pairs; domain 1 is always the original."""
 
 
+def unrotate(x: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`rotate`: 90 degrees clockwise."""
+    return np.ascontiguousarray(np.rot90(x, k=-1, axes=(-2, -1)))
+
+
+INVERSES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "rotate": unrotate,
+    "negative": negative,  # its own inverse
+}
+"""Exact inverses of the invertible transforms (edge loses the stroke's inside: none)."""
+
+
 def transform(name: str, x: np.ndarray) -> np.ndarray:
     try:
         return TRANSFORMS[name](x)

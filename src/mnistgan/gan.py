@@ -391,20 +391,24 @@ def balanced_labels(n: int) -> torch.Tensor:
 
 
 def lenet_scores(generator: nn.Module, scorer: nn.Module, ref_stats, n: int, seed: int,
-                 batch_size: int = 1000) -> dict[str, float]:
-    """IS and LeNet-FID of ``n`` samples (and, if conditional, LeNet accuracy on the intended class)."""
+                 batch_size: int = 1000, intervals: bool = False) -> dict:
+    """IS and LeNet-FID of ``n`` samples (and, if conditional, LeNet accuracy on the intended class);
+    ``intervals``: with the sample count and the accuracy's 95% interval (scoring.score_samples)."""
     labels = balanced_labels(n) if generator.n_classes else None
     images = generate(generator, latent_noise(n, generator.latent, seed), labels, batch_size)
     device = next(scorer.parameters()).device
     return scoring.score_samples(scorer, images, None if labels is None else labels.numpy(),
-                                 ref_stats, batch_size, device)
+                                 ref_stats, batch_size, device, intervals)
 
 
 def agreement_scores(generator: cogan.CoupledGenerator, domain: str, n: int, seed: int,
-                     batch_size: int = 1000) -> dict[str, float]:
-    """The CoGAN pixel agreement ratio over ``n`` pairs from fixed noise (see agreement.py)."""
+                     batch_size: int = 1000, classify=None) -> dict:
+    """The CoGAN scores of ``n`` pairs from fixed noise (agreement.pair_scores): pixel agreement,
+    its chance level and normalised score, 95% intervals and, when ``classify(x1, x2)`` gives a
+    digit label per domain-1 and domain-2 image, the label agreement beside its chance."""
     pairs = to_uint8(generate(generator, latent_noise(n, generator.latent, seed), batch_size=batch_size))
-    return {"agreement": agreement.pixel_agreement(pairs[:, 0], pairs[:, 1], domain)}
+    labels = classify(pairs[:, 0], pairs[:, 1]) if classify else (None, None)
+    return agreement.pair_scores(pairs[:, 0], pairs[:, 1], domain, *labels, seed=seed)
 
 
 # ----------------------------------------------------------------------------- saved generators

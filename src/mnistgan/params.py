@@ -230,6 +230,9 @@ SCHEMA: dict[str, Any] = {
     "profile": Name(),  # a label carried into metrics and REPORT.md (quick, paper, ...)
     "seed": SEED,
     "device": Choice(DEVICES),
+    # torch.set_num_threads in every stage that uses torch (0: torch's own default, all cores).
+    # CPU float sums split by thread, so the numbers depend on it; as a param DVC sees it.
+    "cpu_threads": Int(0, 1024),
     "data": {
         # 0 keeps all images; N > 0 keeps a stratified N-image subset (smoke runs, tests).
         "train_limit": Int(0, 60000),
@@ -247,6 +250,8 @@ SCHEMA: dict[str, Any] = {
     },
     "scoring": {
         "batch_size": Int(1, 100000),
+        # digits behind every final score (GANs, synthetic set, PCA, PPCA): one N for every FID
+        "samples": Int(2, 100000),
     },
     # --- the GANs: DCGAN and CCGAN (report 000, sections 2-3), CoGAN (report 004)
     "gan": {  # shared by the DCGAN and CCGAN runs
@@ -271,7 +276,8 @@ SCHEMA: dict[str, Any] = {
         "epochs": Int(1, 10000),
         "train_limit": Int(0, 30000),  # pairs of images per epoch; 0 = all of the smaller half
         "eval_every": Int(1, 10000),
-        "eval_samples": Int(1, 100000),  # generated pairs per agreement score (paper: 10,000)
+        "eval_samples": Int(2, 100000),  # generated pairs per agreement score (paper: 10,000)
+        "domain_lenet_epochs": Int(1, 1000),  # the edge-digit LeNet of the label agreement
     },
     # --- downstream of the GANs: synthetic training set, hybrid classifiers, PCA (report 000, 4-5)
     "synthetic": {
@@ -299,9 +305,8 @@ SCHEMA: dict[str, Any] = {
         # n components; at most 783 = 28*28 - 1 (probabilistic PCA keeps >= 1 noise direction)
         "components": ListOf(Int(1, 783)),
         "fit_images": Int(0, 60000),  # stratified training subset for the fits; 0 = all
-        "test_images": Int(0, 10000),  # stratified test subset rebuilt; 0 = all
-        "ppca_samples": Int(10, 100000),  # new digits per n, in the training set's class proportions
         "saturation_tolerance": Float(0.0, 1.0),  # LeNet accuracy within this of the best
+        "fid_saturation_tolerance": Float(0.0, 1000.0),  # LeNet-FID within this of the best
     },
 }
 
@@ -385,12 +390,11 @@ def _downstream_sizes_fit(p: dict[str, Any]) -> None:
         ("hybrid.total", p["hybrid"]["total"], n_train, "data.train_limit"),
         ("pca.fit_images", p["pca"]["fit_images"], n_train, "data.train_limit"),
         ("hybrid.test_images", p["hybrid"]["test_images"], n_test, "data.test_limit"),
-        ("pca.test_images", p["pca"]["test_images"], n_test, "data.test_limit"),
+        # PCA rebuilds scoring.samples real test digits
+        ("scoring.samples", p["scoring"]["samples"], n_test, "data.test_limit"),
     ):
         if n > limit:
             raise ParamsError(f"{key} ({n}) exceeds the {limit} images kept by {kept_by}")
-    if 0 < p["pca"]["test_images"] < 10:
-        raise ParamsError(f"pca.test_images must be 0 (all) or at least 10, one per class (got {p['pca']['test_images']})")
     for key, values in (
         ("hybrid.real_fractions", p["hybrid"]["real_fractions"]),
         ("hybrid.sweep.lrs", p["hybrid"]["sweep"]["lrs"]),
@@ -423,6 +427,67 @@ def _gan_schedules_fit(p: dict[str, Any]) -> None:
         raise ParamsError(f"cogan.batch_size ({p['cogan']['batch_size']}) exceeds the {pairs} image pairs per epoch "
                           f"(cogan.train_limit, data.train_limit)")
     features = p["lenet"]["hidden"][-1]
-    if p["gan"]["eval_samples"] <= features:
-        raise ParamsError(f"gan.eval_samples ({p['gan']['eval_samples']}) must exceed lenet.hidden[1] ({features}), "
-                          f"the LeNet-FID feature size, for a usable covariance")
+    for key, n in (("gan.eval_samples", p["gan"]["eval_samples"]), ("scoring.samples", p["scoring"]["samples"])):
+        if n <= features:
+            raise ParamsError(f"{key} ({n}) must exceed lenet.hidden[1] ({features}), "
+                              f"the LeNet-FID feature size, for a usable covariance")
+
+
+# ----------------------------------------------------------------------------- which params a stage reads
+class Tracked(dict):
+    """Validated params that note which keys the code reads (``read``, dotted paths).
+
+    A leaf read notes its full key (``ccgan.lr``); anything that takes a mapping whole
+    (iterating it, ``items()``, ``len``) notes the mapping's own key (``hybrid.mixes``), so
+    the set covers everything the result can depend on. ``run_stage`` hands stages a Tracked
+    when ``$MNISTGAN_PARAMS_LOG`` is set, and the tests compare what was read with the
+    ``params:`` DVC declares for the stage: a read that no declaration covers is a stage that
+    could go stale. Pure bookkeeping: values and behaviour are those of the plain dict.
+    """
+
+    def __init__(self, data: dict, prefix: str = "", read: set[str] | None = None):
+        super().__init__(data)
+        self._prefix, self.read = prefix, read if read is not None else set()
+
+    def _note(self, key=None) -> None:
+        self.read.add(f"{self._prefix}{key}" if key is not None else self._prefix.rstrip(".") or "*")
+
+    def _wrap(self, key, value):
+        return Tracked(value, f"{self._prefix}{key}.", self.read) if isinstance(value, dict) else value
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        if not isinstance(value, dict):
+            self._note(key)
+        return self._wrap(key, value)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def __contains__(self, key):
+        self._note(key)
+        return super().__contains__(key)
+
+    def __iter__(self):
+        self._note()
+        return super().__iter__()
+
+    def __len__(self):
+        self._note()
+        return super().__len__()
+
+    def keys(self):
+        self._note()
+        return super().keys()
+
+    def items(self):
+        self._note()
+        return [(k, self._wrap(k, v)) for k, v in super().items()]
+
+    def values(self):
+        return [v for _, v in self.items()]
+
+
+def covers(declared: list[str], key: str) -> bool:
+    """Whether a DVC ``params:`` list (``seed``, ``gan``, ``dcgan.lr``) covers the dotted ``key``."""
+    return key != "*" and any(key == d or key.startswith(d + ".") for d in declared)

@@ -10,6 +10,7 @@
   ``x = mu + W z + sigma eps``.
 * :class:`PerClassPCA` holds one fit per class and gives what a stage scores with LeNet:
   rebuilt images (their labels kept) or PPCA samples with given per-class counts.
+* :class:`GlobalPCA` is one fit on all classes: rebuilding does not see the label.
 * :func:`saturation_point` reads a (n, score) curve: where more components stop helping.
 
 Variances are the eigenvalues of the maximum-likelihood covariance ``(1/N) sum (x - mu)(x - mu)^T``,
@@ -169,6 +170,31 @@ class PerClassPCA:
         return images.reshape((len(flat), *self.image_shape))
 
 
+@dataclass(frozen=True, eq=False)
+class GlobalPCA:
+    """One PCA basis fitted on the images of every class (report 000, section 5, first paragraph).
+
+    Unlike :class:`PerClassPCA`, rebuilding an image does not use its label: with the basis of
+    its own true class, even one component (about the class mean) already shows the label to
+    LeNet, so the per-class curve's accuracy saturates at n = 1 whatever the images look like.
+    """
+
+    model: ClassPCA
+    image_shape: tuple[int, ...]
+    pixel_range: PixelRange
+
+    @classmethod
+    def fit(cls, x: np.ndarray, pixel_range: PixelRange) -> GlobalPCA:
+        flat, _ = _flat_images(x, np.zeros(len(x), dtype=np.int64), pixel_range)
+        return cls(fit_pca(flat), tuple(np.shape(x)[1:]), (float(pixel_range[0]), float(pixel_range[1])))
+
+    def reconstruct(self, x: np.ndarray, n_components: int) -> np.ndarray:
+        """Images ``x`` rebuilt from the first ``n_components`` directions, clipped, float32."""
+        flat, _ = _flat_images(x, np.zeros(len(x), dtype=np.int64), self.pixel_range)
+        rebuilt = self.model.reconstruct(flat, n_components)
+        return np.clip(rebuilt, *self.pixel_range).astype(np.float32).reshape((len(flat), *self.image_shape))
+
+
 def _flat_images(x: np.ndarray, y: np.ndarray, pixel_range: PixelRange) -> tuple[np.ndarray, np.ndarray]:
     """(N, ...) images as (N, d), checked to lie in ``pixel_range``, and int64 labels."""
     x, y = np.asarray(x), np.asarray(y)
@@ -185,8 +211,11 @@ def _flat_images(x: np.ndarray, y: np.ndarray, pixel_range: PixelRange) -> tuple
     return x.reshape(len(x), -1), y.astype(np.int64)
 
 
-def saturation_point(ns: Sequence[int], scores: Sequence[float], tolerance: float) -> int:
-    """The smallest ``n`` whose score is within ``tolerance`` of the best score (higher is better).
+def saturation_point(ns: Sequence[int], scores: Sequence[float], tolerance: float,
+                     higher_is_better: bool = True) -> int:
+    """The smallest ``n`` whose score is within ``tolerance`` of the best score.
+
+    Higher is better (accuracy) unless ``higher_is_better`` is False (LeNet-FID).
 
     ``tolerance`` is in the scores' own units: 0.005 for half an accuracy point when the
     scores are fractions, 0.5 when they are percentages.
@@ -200,5 +229,5 @@ def saturation_point(ns: Sequence[int], scores: Sequence[float], tolerance: floa
         raise PCAError(f"scores must be finite (got {sc.tolist()})")
     if not (isinstance(tolerance, int | float) and math.isfinite(tolerance) and tolerance >= 0):
         raise PCAError(f"tolerance must be a finite number >= 0 (got {tolerance!r})")
-    close = sc >= sc.max() - tolerance
+    close = sc >= sc.max() - tolerance if higher_is_better else sc <= sc.min() + tolerance
     return int(ns_arr[close].min())

@@ -20,7 +20,7 @@ THEIRS: dict[str, dict[str, Any]] = {
     "hybrid.acc_real_0.0": {"value": 0.956, "bar": 0.97,
                             "source": "a published CGAN's classification accuracy score; report 000 gives no number"},
     "hybrid.acc_real_0.1": {"value": None, "bar": 0.99, "source": "report 000, Fig 9 (curve only)"},
-    "pca.saturation_components": {"value": 64, "source": "report 000, section 5.2"},
+    "pca.per_class.saturation_components": {"value": 64, "source": "report 000, section 5.2 (per-class PCA, Fig 13)"},
     "cogan.edge.agreement": {"value": 0.952, "bar": 0.95, "source": "Liu & Tuzel 2016 (CoGAN paper)"},
     "cogan.negative.agreement": {"value": 0.967, "bar": 0.97, "source": "Liu & Tuzel 2016 (CoGAN paper)"},
     "cogan.rotate.agreement": {"value": None, "source": "no published number: ours is the first"},
@@ -61,16 +61,26 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(out)
 
 
+def with_ci(value: Any, ci: Any, digits: int = 4) -> str:
+    """``0.9760 [0.9717, 0.9797]``: a score and its 95% interval (just the score without one)."""
+    if isinstance(ci, list | tuple) and len(ci) == 2 and isinstance(value, int | float):
+        return f"{fmt(value, digits)} [{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]"
+    return fmt(value, digits)
+
+
 def comparison(summary: dict, keys: list[str]) -> str:
-    """Theirs, ours, the difference and whether our bar (if any) is met, one row per key."""
+    """Theirs, ours (with its 95% interval where there is one), the difference and whether our
+    bar (if any) is met, one row per key."""
     rows = []
     for key in keys:
         ref = THEIRS.get(key, {})
         ours, theirs, bar = get(summary, key), ref.get("value"), ref.get("bar")
         diff = ours - theirs if isinstance(ours, int | float) and isinstance(theirs, int | float) else None
         met = (ours >= bar) if isinstance(ours, int | float) and bar is not None else None
-        rows.append([f"`{key}`", theirs, ours, diff, bar, met, ref.get("source", "")])
-    return table(["metric", "theirs", "ours", "ours - theirs", "paper-profile bar", "bar met", "their source"], rows)
+        rows.append([f"`{key}`", theirs, with_ci(ours, get(summary, f"{key}_ci95")), diff, bar, met,
+                     ref.get("source", "")])
+    return table(["metric", "theirs", "ours [95% interval]", "ours - theirs", "paper-profile bar", "bar met",
+                  "their source"], rows)
 
 
 def render(summary: dict) -> str:
@@ -88,6 +98,11 @@ def render(summary: dict) -> str:
         "\"Theirs\" is the source report's number; the bars are this project's targets for the paper "
         "profile (`../shared/STUDY.md`). The quick profile trains for minutes on a CPU and is not "
         "expected to meet them: it shows that every experiment runs and where it heads.",
+        "",
+        "Every sample-based score carries its 95% interval over the samples it was measured on, in "
+        "brackets. That is the error of one run; the spread over training seeds (mean, std and "
+        f"minimum of each headline over seeds) is in `results/spread/{s.get('profile')}.md` "
+        "(`python -m mnistgan.spread`, see the README).",
         "",
     ]
     parts += _data(s) + _lenet(s) + _gan(s, "dcgan") + _gan(s, "ccgan") + _hybrid(s) + _pca(s) + _cogan(s)
@@ -135,14 +150,15 @@ def _gan(s: dict, family: str) -> list[str]:
     keys = [f"{family}.best.config"] + ([f"{family}.best.lenet_acc", f"{family}.best.is"] if family == "ccgan" else [])
     cols = ["fid", "is"] + (["lenet_acc"] if family == "ccgan" else [])
     ranked = sorted(runs.items(), key=lambda kv: (kv[1].get("fid") is None, kv[1].get("fid") or 0.0))
-    rows = [[f"`{name}`", *[r.get(c) for c in cols], r.get("epochs")] for name, r in ranked]
+    rows = [[f"`{name}`", *[with_ci(r.get(c), r.get(f"{c}_ci95")) for c in cols], r.get("samples"), r.get("epochs")]
+            for name, r in ranked]
     return _section(
         title,
         comparison(s, keys),
         "",
         f"Every run, ranked by LeNet-FID (lower is better; best selected by `{get(s, f'{family}.best.selected_by')}`):",
         "",
-        table(["run", *cols, "epochs"], rows),
+        table(["run", *cols, "scored digits", "epochs"], rows),
         "",
         f"Sample grid of the best run: ![{family}](plots/{family}/{get(s, f'{family}.best.config')}.png)",
     )
@@ -152,12 +168,14 @@ def _hybrid(s: dict) -> list[str]:
     curve = get(s, "hybrid.real_fraction") or {}
     if not curve:
         return []
-    rows = [[r, acc] for r, acc in sorted(curve.items(), key=lambda kv: float(kv[0]))]
+    rows = [[r, with_ci(acc, get(s, f"hybrid.acc_real_{r}_ci95"))]
+            for r, acc in sorted(curve.items(), key=lambda kv: float(kv[0]))]
     return _section(
         "Training on synthetic data (report 000, section 4; Figs 9-12)",
         comparison(s, ["hybrid.acc_real_0.0", "hybrid.acc_real_0.1"]),
         "",
-        f"Synthetic set from `{get(s, 'synthetic.run')}`. Test accuracy against the real fraction r "
+        f"Synthetic set from `{get(s, 'synthetic.run')}`. Test accuracy on {get(s, 'hybrid.test_images')} real "
+        f"test digits, with its 95% interval, against the real fraction r "
         f"(LeNet stage on all real data: {fmt(get(s, 'lenet.test_acc'))}):",
         "",
         table(["real fraction r", "test accuracy"], rows),
@@ -177,23 +195,33 @@ def _lr_batch_and_mixes(s: dict) -> str:
     ])
 
 
+PCA_NAMES = {"global": "global PCA, rebuilt", "per_class": "per-class PCA, rebuilt (report's Fig 13)",
+             "ppca": "probabilistic PCA per class, new samples"}
+
+
 def _pca(s: dict) -> list[str]:
-    if get(s, "pca.best.lenet_acc") is None:
+    if get(s, "pca.per_class.best.lenet_acc") is None:
         return []
     best_gan = get(s, "ccgan.best.lenet_acc")
-    one = get(s, "pca.one_component_lenet_acc")
+    one = get(s, "pca.per_class.curve.1.lenet_acc")
     gap = (best_gan - one) if isinstance(best_gan, float) and isinstance(one, float) else None
+    rows = [[PCA_NAMES[m], get(s, f"pca.{m}.saturation_components"), get(s, f"pca.{m}.fid_saturation_components"),
+             get(s, f"pca.{m}.best.lenet_acc"), get(s, f"pca.{m}.best.n")] for m in PCA_NAMES]
     return _section(
         "PCA as a generator (report 000, section 5; Fig 13) and probabilistic PCA (beyond the report)",
-        comparison(s, ["pca.saturation_components"]),
+        comparison(s, ["pca.per_class.saturation_components"]),
         "",
-        table(["", "LeNet accuracy", "at n components"], [
-            ["PCA reconstruction, best", get(s, "pca.best.lenet_acc"), get(s, "pca.best.n")],
-            ["probabilistic PCA samples, best", get(s, "ppca.best.lenet_acc"), get(s, "ppca.best.n")],
-            ["PCA with 1 component", one, 1],
-        ]),
+        "**The per-class curve leaks the label.** A digit rebuilt from the basis of its own true class "
+        "is pulled towards that class's mean, which LeNet reads correctly even from one component, so its "
+        "accuracy saturates at n = 1 whatever the digits look like; the global basis (one PCA of all "
+        "digits, blind to the label) and LeNet-FID are where the report's \"saturates at 64\" can be tested.",
         "",
-        f"The report found 1 component scores more than 10 points below the best CGAN; here the gap is "
+        table(["method", "saturation n (LeNet accuracy)", "saturation n (LeNet-FID)", "best LeNet accuracy",
+               "at n"], rows),
+        "",
+        f"Saturation: the smallest n within the tolerance of the best n (accuracy: `pca.saturation_tolerance`; "
+        f"FID: `pca.fid_saturation_tolerance`). Every set is {get(s, 'pca.samples')} digits. The report found "
+        f"1 component scores more than 10 points below the best CGAN; per class, here the gap is "
         f"{fmt(gap * 100 if gap is not None else None, 1)} points (positive: the CGAN is better).",
         "",
         *_pca_curve(s),
@@ -201,22 +229,21 @@ def _pca(s: dict) -> list[str]:
 
 
 def _pca_curve(s: dict) -> list[str]:
-    curve = get(s, "pca.curve") or {}
-    rec, pp = curve.get("reconstruction", {}), curve.get("ppca", {})
-    if not rec:
+    curves = {m: get(s, f"pca.{m}.curve") or {} for m in PCA_NAMES}
+    if not curves["per_class"]:
         return []
-    rows = [[int(n), *(rec[n].get(k) for k in ("lenet_acc", "is", "fid")),
-             *((pp.get(n) or {}).get(k) for k in ("lenet_acc", "is", "fid"))] for n in sorted(rec, key=int)]
+    ns = sorted(curves["per_class"], key=int)
+    rows = [[int(n), *((curves[m].get(n) or {}).get(k) for m in PCA_NAMES for k in ("lenet_acc", "fid"))] for n in ns]
     real = get(s, "pca.real_test") or {}
-    rows.append(["real test digits", real.get("lenet_acc"), real.get("is"), real.get("fid"), None, None, None])
+    rows.append(["real test digits", real.get("lenet_acc"), real.get("fid"), None, None, None, None])
     return [
-        "Every n (Fig 13): test digits rebuilt from n components of their class's PCA, and new digits "
-        "sampled from the class's probabilistic PCA with n components, scored by the same LeNet:",
+        "Every n (Fig 13), scored by the same LeNet:",
         "",
-        table(["n", "rebuilt: LeNet acc", "rebuilt: IS", "rebuilt: FID", "PPCA: LeNet acc", "PPCA: IS", "PPCA: FID"],
-              rows),
+        table(["n", "global: LeNet acc", "global: FID", "per class: LeNet acc", "per class: FID",
+               "PPCA: LeNet acc", "PPCA: FID"], rows),
         "",
-        "![PCA reconstructions](plots/pca/reconstruction.png) ![PPCA samples](plots/pca/ppca.png)",
+        "![per-class PCA reconstructions](plots/pca/reconstruction.png) ![global PCA reconstructions]"
+        "(plots/pca/global.png) ![PPCA samples](plots/pca/ppca.png)",
     ]
 
 
@@ -224,11 +251,27 @@ def _cogan(s: dict) -> list[str]:
     pairs = get(s, "cogan") or {}
     if not pairs:
         return []
+    rows = [[p, THEIRS.get(f"cogan.{p}.agreement", {}).get("value"),
+             with_ci(get(s, f"cogan.{p}.agreement"), get(s, f"cogan.{p}.agreement_ci95")),
+             get(s, f"cogan.{p}.agreement_chance"), fmt(get(s, f"cogan.{p}.agreement_normalised"), 3),
+             with_ci(get(s, f"cogan.{p}.label_agreement"), get(s, f"cogan.{p}.label_agreement_ci95"), 3),
+             fmt(get(s, f"cogan.{p}.label_agreement_chance"), 3)] for p in pairs]
     return _section(
         "Coupled GAN (report 004, Figs 7-9)",
         comparison(s, [f"cogan.{p}.agreement" for p in ("edge", "negative", "rotate") if p in pairs]),
         "",
-        "Pixel agreement ratio as in the CoGAN paper (the exact rule is in `src/mnistgan/agreement.py`). "
+        "Read against chance: unrelated digits agree on most pixels (background), so each agreement "
+        "stands beside its chance level (the same generator's samples re-paired at random) and the "
+        "normalised score (a - chance) / (1 - chance): 0 is chance, 1 is every pair exact. The label "
+        "agreement asks whether the two images of a pair show the same digit (domain 1 read by the "
+        "LeNet; domain 2 mapped back by the inverse transform and read by it, or, for edge, read by "
+        f"a LeNet trained on edge digits: test accuracy {fmt(get(s, 'lenet_edge.test_acc'))}); chance is about 0.1.",
+        "",
+        table(["pair", "pixel agreement (theirs)", "pixel agreement [95%]", "chance", "normalised",
+               "label agreement [95%]", "label chance"], rows),
+        "",
+        "Pixel agreement as in the CoGAN paper (the exact rule is in `src/mnistgan/agreement.py`); "
+        f"{get(s, 'cogan.' + next(iter(pairs)) + '.pairs')} pairs per pair of domains. "
         + " ".join(f"![{p}](plots/cogan/{p}.png)" for p in pairs),
     )
 

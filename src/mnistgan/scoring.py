@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from scipy import linalg
 
+from . import stats
+
 
 def to_model_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (N,28,28) in [0,255] or float in [-1,1] -> float32 (N,1,28,28) in [-1,1]."""
@@ -87,8 +89,14 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, n_classes: int = 10) ->
     return m
 
 
-def score_samples(model, images, labels=None, ref_stats=None, batch_size: int = 1000, device="cpu") -> dict:
-    """All scores of a set of generated images: {'is', 'fid'?, 'lenet_acc'?}."""
+def score_samples(model, images, labels=None, ref_stats=None, batch_size: int = 1000, device="cpu",
+                  intervals: bool = False) -> dict:
+    """All scores of a set of generated images: {'is', 'fid'?, 'lenet_acc'?}.
+
+    ``intervals``: also ``samples`` (N) and, with labels, ``lenet_acc_ci95`` (the Wilson 95%
+    interval). LeNet-FID is biased upwards by a small N, so FIDs are compared only at one N
+    (the final scores of every generator use ``scoring.samples``).
+    """
     feats, probs = lenet_outputs(model, images, batch_size, device)
     out = {"is": inception_score(probs)}
     if ref_stats is not None:
@@ -96,4 +104,8 @@ def score_samples(model, images, labels=None, ref_stats=None, batch_size: int = 
         out["fid"] = frechet_distance(mu, sigma, ref_stats[0], ref_stats[1])
     if labels is not None:
         out["lenet_acc"] = label_accuracy(probs, labels)
+    if intervals:
+        out["samples"] = int(len(probs))
+        if labels is not None:
+            out["lenet_acc_ci95"] = stats.proportion_ci95(np.argmax(probs, axis=1) == np.asarray(labels))
     return out
