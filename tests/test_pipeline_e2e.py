@@ -287,8 +287,15 @@ HEADLINE = {  # key -> (low, high); None = a non-empty string
     "dcgan.best.config": None, "dcgan.best.fid": (0, 1e4), "dcgan.best.is": (1, 10),
     "ccgan.best.config": None, "ccgan.best.lenet_acc": (0, 1), "ccgan.best.is": (1, 10), "ccgan.best.fid": (0, 1e4),
     "hybrid.acc_real_0.0": (0, 1), "hybrid.acc_real_0.1": (0, 1), "hybrid.acc_real_1.0": (0, 1),
-    "pca.saturation_components": (1, 784), "pca.best.lenet_acc": (0, 1), "ppca.best.lenet_acc": (0, 1),
-    "cogan.rotate.agreement": (0, 1), "cogan.negative.agreement": (0, 1), "cogan.edge.agreement": (0, 1),
+    "lenet.test_acc_ci95": "ci", "ccgan.best.lenet_acc_ci95": "ci", "hybrid.acc_real_0.0_ci95": "ci",
+    **{f"pca.{m}.{k}": (1, 784) for m in ("global", "per_class", "ppca")
+       for k in ("saturation_components", "fid_saturation_components")},
+    "pca.per_class.best.lenet_acc": (0, 1), "pca.global.best.lenet_acc": (0, 1), "pca.ppca.best.lenet_acc": (0, 1),
+    **{f"cogan.{p}.{k}": (0, 1) for p in ("rotate", "negative", "edge")
+       for k in ("agreement", "agreement_chance", "label_agreement", "label_agreement_chance")},
+    **{f"cogan.{p}.{k}": (-1, 1) for p in ("rotate", "negative", "edge") for k in ("agreement_normalised",)},
+    **{f"cogan.{p}.{k}": "ci" for p in ("rotate", "negative", "edge") for k in ("agreement_ci95", "label_agreement_ci95")},
+    "lenet_edge.test_acc": (0, 1),
 }
 
 
@@ -300,6 +307,9 @@ def test_summary_has_every_headline_key_in_range_and_report_is_reproduced_exactl
         value = report.get(summary, key)
         if bounds is None:
             assert isinstance(value, str) and value, key
+        elif bounds == "ci":  # a 95% interval [low, high] around its score
+            score = report.get(summary, key.removesuffix("_ci95"))
+            assert isinstance(value, list) and 0 <= value[0] <= score <= value[1] <= 1, (key, value, score)
         else:
             assert isinstance(value, int | float) and bounds[0] <= value <= bounds[1], (key, value)
 
