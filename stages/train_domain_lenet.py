@@ -43,7 +43,7 @@ def main(args, params):
     result = classifier.train_classifier(
         x_train, y_train, x_test, y_test, epochs=epochs, batch_size=p["batch_size"], lr=p["lr"],
         lr_decay=p["lr_decay"], channels=p["channels"], hidden=p["hidden"], seed=params["seed"], device=dev,
-        eval_batch_size=bs, on_epoch=on_epoch)
+        eval_batch_size=bs, on_epoch=on_epoch, name=f"train_domain_lenet {domain}")
     features, probs = scoring.lenet_outputs(result.model, x_test, bs, dev)
     classifier.save_scorer(Path(args.out), result.model, p["channels"], p["hidden"], features)
     right = probs.argmax(1) == y_test
