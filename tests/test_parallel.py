@@ -1,8 +1,10 @@
 """The stage graph of mnistgan.parallel (its end-to-end run is in test_pipeline_e2e.py)."""
 
 import pytest
+import yaml
 
-from mnistgan.parallel import Stage, closure, last_wall_time, link, select
+from mnistgan import parallel
+from mnistgan.parallel import Stage, closure, last_wall_time, link, oversubscription_warning, select
 
 
 def pipeline():
@@ -42,3 +44,28 @@ def test_last_wall_time_reads_the_stage_timing_output(tmp_path):
     assert last_wall_time(tmp_path, stage) == 41.5
     (tmp_path / "metrics/timings/gan@a.json").write_text("not json")
     assert last_wall_time(tmp_path, stage) == float("inf")
+
+
+@pytest.mark.parametrize("cpu_threads, jobs, cores, warns, fix", [
+    (None, 1, 4, False, None),            # missing: all cores, one stage
+    (0, 2, 4, True, "cpu_threads to 2"),  # all cores in each of 2 stages
+    (2, 2, 4, False, None),
+    (1, 4, 4, False, None),
+    (3, 2, 4, True, "cpu_threads to 2"),
+    (1, 6, 4, True, "at most -j 4"),
+    ("x", 8, 4, False, None),             # not a number: no warning
+])
+def test_oversubscription_warning(tmp_path, monkeypatch, cpu_threads, jobs, cores, warns, fix):
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: cores)
+    params = {"seed": 0} if cpu_threads is None else {"seed": 0, "cpu_threads": cpu_threads}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    line = oversubscription_warning(tmp_path, jobs)
+    assert (line is not None) == warns, line
+    if warns:
+        assert line.startswith("parallel: warning: ") and "\n" not in line and fix in line
+
+
+def test_threads_are_a_param_not_an_option(capsys):
+    with pytest.raises(SystemExit):
+        parallel.main(["--threads", "2", "--dry"])
+    assert "unrecognized arguments: --threads" in capsys.readouterr().err

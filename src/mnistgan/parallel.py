@@ -18,11 +18,11 @@ terminates the running stages the same way. Stages start longest first, by the w
 of their last run (metrics/timings). For experiments: run this, then `dvc exp run -n NAME`,
 which finds every stage up to date and records the experiment.
 
-CPU threads: each stage gets --threads K (default: $OMP_NUM_THREADS, else cores / N), so
-the stages never oversubscribe the CPU. CPU results depend on the thread count (float sums
-split differently, and a GAN amplifies that): with fewer threads per stage than a plain
-`dvc repro` uses, the numbers differ from its numbers within training noise, and are again
-bit-identical from run to run with the same K.
+CPU threads: each stage uses `cpu_threads` from params.yaml (0: all cores), a param, so DVC
+sees it and `dvc repro` gives the same numbers (CPU results depend on the thread count). This
+tool does not change it; with -j N, set it to cores / N (`cpu_threads: 1` in params.yaml, or
+`dvc exp run -S cpu_threads=1`), or stages running side by side oversubscribe the CPU (it
+warns when N x cpu_threads exceeds the cores).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from .errors import PipelineError
 from .files import load_json
@@ -137,12 +139,38 @@ def last_wall_time(root: Path, stage: Stage) -> float:
     return math.inf
 
 
+# --- threads ----------------------------------------------------------------------------------
+
+def cpu_threads(root: Path) -> int | None:
+    """The CPU threads each stage uses: `cpu_threads` in params.yaml (missing or 0: all cores);
+    None if it is not a whole number >= 0 (then there is nothing to warn about here)."""
+    try:
+        value = (yaml.safe_load((root / "params.yaml").read_text()) or {}).get("cpu_threads", 0)
+    except (OSError, yaml.YAMLError, AttributeError):
+        value = 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value or os.cpu_count() or 1
+
+
+def oversubscription_warning(root: Path, jobs: int) -> str | None:
+    """One warning line when ``jobs`` stages of ``cpu_threads`` threads exceed the cores."""
+    threads, cores = cpu_threads(root), os.cpu_count() or 1
+    if threads is None or jobs * threads <= cores:
+        return None
+    k = cores // jobs
+    fix = (f"set cpu_threads to {k} in params.yaml (or `dvc exp run -S cpu_threads={k}`)" if k else
+           f"run at most -j {cores}, with cpu_threads: 1 in params.yaml")
+    return (f"parallel: warning: -j {jobs} stages x {threads} CPU threads (cpu_threads in params.yaml; 0 = all "
+            f"cores) > {cores} cores: oversubscribed, CPU stages run several times slower; {fix}. "
+            f"cpu_threads is a param, so `dvc repro` gives the same numbers")
+
+
 class Runner:
     """Launches stage commands as process groups and streams their output, prefixed."""
 
-    def __init__(self, root: Path, threads: int):
+    def __init__(self, root: Path):
         self.root, self.lock = root, threading.Lock()
-        self.env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         self.procs: dict[str, subprocess.Popen] = {}
 
     def say(self, line: str) -> None:
@@ -151,7 +179,7 @@ class Runner:
 
     def start(self, stage: Stage, done) -> None:
         """Run ``stage.cmd``; put (name, exit status, seconds) on ``done`` when it ends."""
-        proc = subprocess.Popen(stage.cmd, shell=True, cwd=self.root, env=self.env, text=True,
+        proc = subprocess.Popen(stage.cmd, shell=True, cwd=self.root, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[stage.name] = proc
         t0 = time.perf_counter()
@@ -172,15 +200,7 @@ class Runner:
                     pass
 
 
-def default_threads(jobs: int) -> int:
-    """$OMP_NUM_THREADS if set, else the cores shared out: jobs x threads never exceeds the
-    cores (oversubscribed, OpenMP threads spin against each other: on 2 cores, two 2-thread
-    GAN stages ran over 5x slower than one after the other)."""
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    return int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or 1) // jobs)
-
-
-def run(root: Path, jobs: int, patterns: list[str], dry: bool = False, threads: int | None = None) -> int:
+def run(root: Path, jobs: int, patterns: list[str], dry: bool = False) -> int:
     """Run the out-of-date stages among ``patterns`` (and their upstream), ``jobs`` at a time,
     then `dvc commit` them. Returns the exit status."""
     t_all = time.perf_counter()
@@ -192,7 +212,9 @@ def run(root: Path, jobs: int, patterns: list[str], dry: bool = False, threads: 
     running: set[str] = set()
     failed: list[str] = []
     done: queue.Queue = queue.Queue()
-    runner = Runner(root, threads or default_threads(jobs))
+    runner = Runner(root)
+    if warning := oversubscription_warning(root, jobs):
+        print(warning, file=sys.stderr, flush=True)
     stale_at_start = dvc_status(root)
     # longest first (by the last run's wall time): the long GAN runs do not end up last, alone
     expected = {n: last_wall_time(root, stages[n]) for n in wanted}
@@ -275,19 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("targets", nargs="*", metavar="STAGE",
                         help="stage names or globs, e.g. 'train_ccgan@*' (default: the whole pipeline); "
                              "the stages they depend on run too")
-    parser.add_argument("--threads", type=int, default=None, metavar="K",
-                        help="CPU threads per stage (default: $OMP_NUM_THREADS, else cores / N). "
-                             "CPU results depend on the thread count")
     parser.add_argument("--dry", action="store_true", help="list the stages that would run, run nothing")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
-    if args.threads is not None and args.threads < 1:
-        parser.error("--threads must be at least 1")
     root = Path.cwd()
     if not (root / "dvc.yaml").is_file():
         parser.error(f"no dvc.yaml in {root}; run from the project root")
-    return run(root, args.jobs, args.targets, args.dry, args.threads)
+    return run(root, args.jobs, args.targets, args.dry)
 
 
 if __name__ == "__main__":
