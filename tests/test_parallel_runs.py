@@ -13,6 +13,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -161,6 +162,29 @@ def toy(toy_template, tmp_path):
         t.proc.wait()
 
 
+def alive_in_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes whose process group is ``pgid``."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in "ZX":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def wait_gone(pgid: int, timeout: float = 10) -> list[int]:
+    end = time.monotonic() + timeout
+    while (left := alive_in_group(pgid)) and time.monotonic() < end:
+        time.sleep(0.05)
+    return left
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+
+
 @pytest.mark.parametrize("edit", ["file", "dir", "dvc.yaml"])
 def test_a_dep_edited_while_the_stage_runs_is_not_recorded(toy, edit):
     toy.hold("c")
@@ -246,6 +270,37 @@ def test_a_failing_stage_stops_its_dependants_and_the_others_are_recorded(toy):
         "recorded" in out
     assert "b" not in toy.started()  # a's dependant never started
     assert toy.stale() == {"a", "b"}, out
+
+
+@needs_proc
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_runner_stops_its_stages_and_records_only_finished_ones(toy, sig):
+    toy.hold("c")
+    toy.start("-j", "3")
+    c = toy.info("c")
+    assert alive_in_group(c["pgid"])
+    toy.expect(r"^parallel: recorded b$")
+    if "parallel: recorded d" not in toy.out:
+        toy.expect(r"^parallel: recorded d$")
+    toy.proc.send_signal(sig)
+    code, out = toy.finish(timeout=30)
+    assert code == 128 + sig, out
+    assert f"parallel: error: interrupted by {sig.name}; the 3 stage(s) that had finished were recorded" in out
+    assert not wait_gone(c["pgid"]), out  # the held stage and its whole process group are gone
+    assert toy.stale() == {"c"}, out
+    assert not (toy.repo / "out/c.txt").exists()
+
+
+@needs_proc
+def test_stages_die_with_a_killed_runner(toy):
+    """SIGKILL cannot be handled: the death signal of each stage's supervisor stops them."""
+    toy.hold("a", "c")
+    toy.start("-j", "2")
+    groups = [toy.info("a")["pgid"], toy.info("c")["pgid"]]
+    toy.proc.kill()
+    toy.proc.wait()
+    assert not [pid for g in groups for pid in wait_gone(g)]
+    assert "c" in toy.stale()
 
 
 def test_dry_run_warns_when_the_stages_threads_exceed_the_cores(toy):

@@ -18,10 +18,12 @@ profile's wall time goes down. This tool does what `dvc repro` does, N stages at
    long run never goes into dvc.lock against outputs made from the old inputs.
 
 A failed stage stops new launches; the stages already running finish and are recorded (the
-failed stage's GAN checkpoint lets a rerun resume). Ctrl-C terminates the running stages the
-same way. Stages start longest first, by the wall time of their last run (metrics/timings).
-For experiments: run this, then `dvc exp run -n NAME`, which finds every stage up to date and
-records the experiment.
+failed stage's GAN checkpoint lets a rerun resume). Ctrl-C (SIGINT) or SIGTERM stops the
+running stages (their whole process groups) and records only the stages that had finished
+before it; if the runner itself is killed (SIGKILL), Linux stops the stages too (each stage
+runs under a small supervisor with PR_SET_PDEATHSIG). Stages start longest first, by the wall
+time of their last run (metrics/timings). For experiments: run this, then `dvc exp run -n
+NAME`, which finds every stage up to date and records the experiment.
 
 CPU threads: each stage uses `cpu_threads` from params.yaml (0: all cores), a param, so DVC
 sees it and `dvc repro` gives the same numbers (CPU results depend on the thread count). This
@@ -136,7 +138,8 @@ def select(stages: dict[str, Stage], patterns: list[str]) -> set[str]:
 
 def dvc_status(root: Path, names: Iterable[str] = ()) -> set[str]:
     """The stages among ``names`` (none: all) that `dvc status` says are out of date."""
-    r = subprocess.run([*DVC, "status", "--json", *names], cwd=root, capture_output=True, text=True)
+    r = subprocess.run([*DVC, "status", "--json", *names], cwd=root, capture_output=True, text=True,
+                       start_new_session=True)  # a Ctrl-C is the runner's to handle
     if r.returncode != 0:
         raise SystemExit(f"parallel: error: dvc status failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     return set(json.loads(r.stdout or "{}"))
@@ -305,11 +308,40 @@ def oversubscription_warning(root: Path, jobs: int) -> str | None:
 
 # --- running ----------------------------------------------------------------------------------
 
+# Each stage runs under this supervisor, the leader of its own process group: it passes the
+# command to /bin/sh, as subprocess(shell=True) does, and returns its exit status (128 + N when
+# killed by signal N). On SIGTERM it terminates its whole group. PR_SET_PDEATHSIG sends it that
+# SIGTERM when the runner dies, even by SIGKILL (Linux; it is set in the supervisor rather than
+# in a preexec_fn, which is unsafe with the runner's threads, and it reaches the whole group,
+# where a death signal set on the shell would not reach the shell's children).
+SUPERVISOR = r"""
+import ctypes, os, signal, subprocess, sys
+stopping = []
+def stop(signum, frame):
+    if not stopping:
+        stopping.append(signum)
+        os.killpg(0, signal.SIGTERM)
+signal.signal(signal.SIGTERM, stop)
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (AttributeError, OSError):
+    pass
+if os.getppid() != int(sys.argv[1]):  # the runner died before the line above
+    sys.exit(128 + signal.SIGTERM)
+child = subprocess.Popen(sys.argv[2], shell=True)
+if stopping:
+    os.killpg(0, signal.SIGTERM)
+code = child.wait()
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 @dataclass
 class Finished:
     name: str
     code: int
     wall: float
+    at: float  # time.monotonic() when it ended
 
 
 class Runner:
@@ -325,9 +357,11 @@ class Runner:
             print(line, file=sys.stderr if err else sys.stdout, flush=True)
 
     def start(self, stage: Stage) -> None:
-        """Run ``stage.cmd``; put a ``Finished`` on ``done`` when it ends."""
-        proc = subprocess.Popen(stage.cmd, shell=True, cwd=self.root / stage.wdir, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        """Run ``stage.cmd``; put a ``Finished`` on ``done`` when it ends. Called from the main
+        thread: the death signal follows the thread that started the process."""
+        proc = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(os.getpid()), stage.cmd],
+                                cwd=self.root / stage.wdir, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[stage.name] = proc
         t0 = time.perf_counter()
 
@@ -335,7 +369,7 @@ class Runner:
             for line in proc.stdout:
                 self.say(f"[{stage.name}] {line.rstrip()}")
             code = proc.wait()
-            self.done.put(Finished(stage.name, code, time.perf_counter() - t0))
+            self.done.put(Finished(stage.name, code, time.perf_counter() - t0, time.monotonic()))
 
         threading.Thread(target=pump, daemon=True).start()
 
@@ -349,9 +383,11 @@ class Runner:
 
 
 def dvc_commit(root: Path, name: str) -> str | None:
-    """`dvc commit -f NAME`: record the stage's deps and outs as they are now in dvc.lock.
-    Returns an error line, or None."""
-    r = subprocess.run([*DVC, "commit", "-f", name], cwd=root, capture_output=True, text=True)
+    """`dvc commit -f NAME`: record the stage's deps and outs as they are now in dvc.lock. In
+    its own session, so a Ctrl-C in the terminal does not cut it off half way. Returns an
+    error line, or None."""
+    r = subprocess.run([*DVC, "commit", "-f", name], cwd=root, capture_output=True, text=True,
+                       start_new_session=True)
     if r.returncode == 0:
         return None
     return (r.stderr.strip().splitlines() or r.stdout.strip().splitlines() or [f"exit {r.returncode}"])[-1]
@@ -369,6 +405,7 @@ def run(root: Path, jobs: int, patterns: list[str], dry: bool = False) -> int:
     running: set[str] = set()
     failed: list[str] = []      # failed, or its recording did
     unrecorded: list[str] = []  # ran, but an input changed meanwhile: left stale
+    signalled: list[tuple[int, float]] = []
     runner = Runner(root)
     inputs = Inputs(root, stages)
     started: dict[str, dict[str, str]] = {}  # name: its inputs' snapshot at its start
@@ -381,7 +418,7 @@ def run(root: Path, jobs: int, patterns: list[str], dry: bool = False) -> int:
     def launch_ready() -> None:
         """Start (or skip, when up to date) every stage whose upstream is up to date."""
         progress = True
-        while progress and not failed:
+        while progress and not failed and not signalled:
             progress = False
             for name in sorted((n for n, up in waiting.items() if up <= finished),
                                key=lambda n: (-expected[n], n)):
@@ -437,7 +474,10 @@ def run(root: Path, jobs: int, patterns: list[str], dry: bool = False) -> int:
 
     def collect(item: Finished) -> None:
         running.discard(item.name)
-        if item.code == 0:
+        if signalled and item.at >= signalled[0][1]:
+            started.pop(item.name, None)
+            runner.say(f"parallel: stopped {item.name} (exit {item.code}); not recorded")
+        elif item.code == 0:
             runner.say(f"parallel: done {item.name} in {item.wall:.1f}s")
             record(item.name)
         else:
@@ -446,19 +486,45 @@ def run(root: Path, jobs: int, patterns: list[str], dry: bool = False) -> int:
             runner.say(f"parallel: FAILED {item.name} (exit {item.code}) after {item.wall:.1f}s; "
                        f"waiting for {len(running)} running stage(s)", err=True)
 
+    def on_signal(signum, frame) -> None:
+        if not signalled:
+            signalled.append((signum, time.monotonic()))
+        else:  # a second one: do not wait for the stages to clean up
+            runner.signal_all(signal.SIGKILL)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         launch_ready()
-        while running:
-            collect(runner.done.get())
+        while running and not signalled:
+            try:
+                collect(runner.done.get(timeout=0.2))
+            except queue.Empty:
+                continue
             launch_ready()
-    except KeyboardInterrupt:
-        runner.say("parallel: interrupted; stopping the running stages")
-        runner.signal_all(signal.SIGTERM)
-        failed.append("(interrupted)")
-        while running:
-            collect(runner.done.get())
+        if signalled:
+            runner.say(f"parallel: {signal.Signals(signalled[0][0]).name}: stopping {len(running)} running stage(s)",
+                       err=True)
+            runner.signal_all(signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while running:
+                try:
+                    collect(runner.done.get(timeout=max(0.1, deadline - time.monotonic())))
+                except queue.Empty:  # they ignore SIGTERM
+                    runner.signal_all(signal.SIGKILL)
+                    deadline = time.monotonic() + 30
+    finally:
+        if running:  # an error of the runner itself: do not leave the stages behind
+            runner.signal_all(signal.SIGTERM)
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
     took = time.perf_counter() - t_all
+    if signalled:
+        signum = signalled[0][0]
+        print(f"parallel: error: interrupted by {signal.Signals(signum).name}; the {len(ran)} stage(s) that "
+              f"had finished were recorded, the stopped ones stay stale ({took:.1f}s). Rerun to continue.",
+              file=sys.stderr)
+        return 128 + signum
     if failed or unrecorded:
         problems = [f"{', '.join(failed)} failed"] if failed else []
         if unrecorded:
@@ -491,7 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     root = Path.cwd()
     if not (root / "dvc.yaml").is_file():
         parser.error(f"no dvc.yaml in {root}; run from the project root")
-    return run(root, args.jobs, args.targets, args.dry)
+    try:
+        return run(root, args.jobs, args.targets, args.dry)
+    except KeyboardInterrupt:  # before any stage started (reading the pipeline)
+        print("parallel: error: interrupted before any stage started", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
