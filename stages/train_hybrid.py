@@ -65,6 +65,7 @@ def main(args, params):
                 mix.x, mix.y, x_test, y_test, epochs=h["epochs"], batch_size=batch_size, lr=lr,
                 lr_decay=h["lr_decay"], channels=params["lenet"]["channels"], hidden=params["lenet"]["hidden"],
                 seed=seed, device=dev, eval_batch_size=params["scoring"]["batch_size"],
+                name=f"train_hybrid ({what})",
             )
             trained[key] = (result.model, result.history[-1].test_acc, float(mix.is_real.mean()))
         model, acc, share = trained[key]

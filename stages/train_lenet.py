@@ -35,7 +35,7 @@ def main(args, params):
             train["x"], train["y"], test["x"], test["y"],
             epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], lr_decay=p["lr_decay"],
             channels=p["channels"], hidden=p["hidden"], seed=params["seed"], device=dev,
-            eval_batch_size=params["scoring"]["batch_size"], on_epoch=on_epoch,
+            eval_batch_size=params["scoring"]["batch_size"], on_epoch=on_epoch, name="train_lenet",
         )
         model, bs = result.model, params["scoring"]["batch_size"]
         f_test, p_test = scoring.lenet_outputs(model, test["x"], bs, dev)

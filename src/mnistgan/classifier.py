@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import progress
 from .errors import PipelineError, first_line
 from .files import atomic_path, save_npz, load_npz
 from .models.lenet import LeNet
@@ -42,11 +43,12 @@ def train_classifier(
     epochs: int, batch_size: int, lr: float, lr_decay: float = 1.0,
     channels=(32, 64), hidden=(256, 84), seed: int = 0,
     device: torch.device | str = "cpu", eval_batch_size: int = 1000,
-    on_epoch: Callable[[EpochStats], None] | None = None,
+    on_epoch: Callable[[EpochStats], None] | None = None, name: str = "classifier",
 ) -> TrainResult:
     """Train a LeNet with Adam and cross-entropy; evaluate on the test set after every epoch.
 
-    ``x_*`` are uint8 (N, 28, 28) or float in [-1, 1]; ``y_*`` integer labels.
+    ``x_*`` are uint8 (N, 28, 28) or float in [-1, 1]; ``y_*`` integer labels. ``name``
+    labels the progress within an epoch (progress.py).
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -67,15 +69,17 @@ def train_classifier(
         perm = torch.randperm(n, generator=gen).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            logits = model(x[idx])
-            loss = loss_fn(logits, y[idx])
-            opt.zero_grad(set_to_none=True)
-            (loss / len(idx)).backward()
-            opt.step()
-            loss_sum += loss.detach()
-            correct += (logits.detach().argmax(1) == y[idx]).sum()
+        with progress.steps(-(-n // batch_size), f"{name}: epoch {epoch}/{epochs}") as bar:
+            for i in range(0, n, batch_size):
+                idx = perm[i : i + batch_size]
+                logits = model(x[idx])
+                loss = loss_fn(logits, y[idx])
+                opt.zero_grad(set_to_none=True)
+                (loss / len(idx)).backward()
+                opt.step()
+                loss_sum += loss.detach()
+                correct += (logits.detach().argmax(1) == y[idx]).sum()
+                bar.update()  # a count, no host sync
         sched.step()
         test_loss, test_acc = evaluate(model, x_test, y_test, eval_batch_size, device)
         stats = EpochStats(epoch, float(loss_sum) / n, int(correct) / n, test_loss, test_acc)

@@ -14,7 +14,8 @@ Speed: the training set is one tensor on the device, indexed by a seeded permuta
 DataLoader, no worker processes, no per-step host copies); per-step statistics stay on the
 device and are read back once per epoch; G's update skips D's weight gradients; Adam is
 fused; ``bf16`` autocasts the forward passes; ``compile`` runs both networks through
-torch.compile.
+torch.compile. Progress within an epoch (a bar on a terminal, a line every 30 s in a log) only
+counts steps; see progress.py.
 
 Checkpoints and resumption: after every completed epoch the loop atomically writes the
 weights, both optimisers, the state of the RNG, the epoch and the history. A
@@ -40,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import agreement, scoring
+from . import agreement, progress, scoring
 from .errors import PipelineError, first_line
 from .files import atomic_path, save_json
 from .models import cogan, dcgan
@@ -222,8 +223,10 @@ def train(
     for epoch in range(len(history) + 1, config.epochs + 1):
         totals = torch.zeros(len(STATS), device=device)
         order = torch.randperm(n, generator=rng, device=device)[: steps * config.batch_size]
-        for idx in order.view(steps, config.batch_size):
-            totals += _step(family, tuple(t[idx] for t in data), rng, g_opt, d_opt, amp)
+        with progress.steps(steps, f"{name}: epoch {epoch}/{config.epochs}") as bar:
+            for idx in order.view(steps, config.batch_size):
+                totals += _step(family, tuple(t[idx] for t in data), rng, g_opt, d_opt, amp)
+                bar.update()  # a count: the statistics stay on the device until the epoch ends
         record = {"epoch": epoch, **dict(zip(STATS, (totals / steps).tolist()))}
         bad = [k for k in STATS if not math.isfinite(record[k])]
         if bad:

@@ -1,0 +1,71 @@
+"""Progress within an epoch: plain lines in a log, a bar on a terminal, nothing for short epochs."""
+
+import io
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from mnistgan import classifier, gan, progress
+from mnistgan.models import dcgan
+
+CONFIG = gan.TrainConfig(epochs=2, batch_size=4, lr=1e-3, betas=(0.5, 0.999), seed=0)
+
+
+def tiny_gan():
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    return gan.ImageGAN(dcgan.Generator(width=1), dcgan.Discriminator(width=1, depth=1)), (x,)
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_log_gets_whole_lines_with_steps_rate_and_time_left(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    gan.train(*tiny_gan(), CONFIG, name="train_dcgan@F1")
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert "train_dcgan@F1: epoch 1/2: step 4/4 (100%)" in lines[4]
+    assert [line.split(": step")[0] for line in lines] == ["train_dcgan@F1: epoch 1/2"] * 5 + ["train_dcgan@F1: epoch 2/2"] * 5
+    assert all("elapsed" in line and "left" in line and ("step/s" in line or "s/step" in line) for line in lines)
+    assert len(set(lines)) == len(lines)  # closing does not repeat the last line
+
+
+def test_epochs_shorter_than_the_log_interval_write_nothing(capsys):
+    assert progress.LOG_EVERY_S >= 10
+    gan.train(*tiny_gan(), CONFIG, name="t")
+    assert capsys.readouterr().err == ""
+
+
+def test_a_terminal_gets_a_bar_that_is_removed_at_the_end_of_the_epoch(monkeypatch):
+    monkeypatch.setattr(progress, "TERMINAL_EVERY_S", 0.0)
+    out = Terminal()
+    with progress.steps(3, "t: epoch 1/1", file=out) as bar:
+        for _ in range(3):
+            bar.update()
+    text = out.getvalue()
+    assert "\r" in text and "t: epoch 1/1" in text and "3/3" in text
+    assert "|" in text and text.endswith("\r")  # leave=False: the bar's line is blanked, no newline left behind
+    assert "\n" not in text
+
+
+def test_progress_does_not_change_the_numbers(monkeypatch, capsys):
+    quiet = gan.train(*tiny_gan(), CONFIG, name="t")
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    chatty = gan.train(*tiny_gan(), CONFIG, name="t")
+    assert capsys.readouterr().err
+    assert quiet == chatty
+
+
+def test_the_classifier_loop_reports_its_steps_too(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), rng.integers(0, 10, 10)
+    classifier.train_classifier(x, y, x, y, epochs=1, batch_size=4, lr=1e-3, name="train_lenet")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith("train_lenet: epoch 1/1: step 3/3 (100%)")
