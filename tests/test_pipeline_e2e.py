@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import browser
 from conftest import ROOT, shared_mnist
 from tiny import TINY_OVERRIDES, apply_overrides
 
@@ -152,6 +153,18 @@ def test_metrics_and_plots_render(tiny_repo):
     html = (out / "index.html").read_text()
     for title in ("class counts, train", "LeNet confusion matrix", "LeNet accuracy per epoch"):
         assert title in html, title
+
+
+@pytest.mark.skipif(browser.CHROMIUM is None, reason=browser.NO_CHROMIUM)
+def test_plots_show_after_a_fresh_repro_draws_every_chart_offline(tiny_repo, tmp_path):
+    """The page of `dvc plots show` right after `dvc repro` on a fresh copy, in Chromium with the
+    network off: every Vega plot drew, nothing went wrong (tests/browser.py)."""
+    assert "plots_template.html" in (tiny_repo / "build/.gitignore").read_text()  # made by dvc repro, not copied
+    env = project_env(tiny_repo)
+    sh(["dvc", "plots", "show", "-o", str(tmp_path / "out")], tiny_repo, env)
+    page = browser.render(tmp_path / "out/index.html")
+    assert page.probed and len(page.plots) > 10, page.plots
+    assert not page.blank and page.errors == [], (page.blank, page.errors)
 
 
 def test_changing_lenet_params_reruns_only_lenet_and_dependants(tiny_repo, tmp_path):
@@ -334,6 +347,21 @@ def test_a_ccgan_experiment_shows_in_metrics_diff_and_plots_diff(tiny_repo, tmp_
     sh(["dvc", "plots", "diff", "-o", str(tmp_path / "diff")], repo, env)
     html = (tmp_path / "diff/index.html").read_text()
     assert "CCGAN LeNet accuracy on the intended class per epoch" in html and "workspace" in html
+    if browser.CHROMIUM:  # the diff page draws offline too (test_plots_page.py covers it without MNIST)
+        page = browser.render(tmp_path / "diff/index.html")
+        assert page.plots and not page.blank and page.errors == [], (page.blank, page.errors)
+
+    # The README's `dvc exp show` view fits in 120 columns and shows the changed param.
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("dvc exp show --only-changed \\\n")
+    command = readme[start:readme.index("\n```", start)]
+    r = subprocess.run(["bash", "-c", command + " --no-pager"], cwd=repo, env={**env, "COLUMNS": "120"},
+                       capture_output=True, text=True, timeout=300)
+    print(r.stdout)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "ccgan.lr" in lines[1] and "ccgan.best.fid" in lines[1], r.stdout
+    assert "…" not in r.stdout and max(map(len, lines)) <= 120, r.stdout
 
 
 def test_parallel_runner_matches_dvc_repro_and_leaves_nothing_to_run(tiny_repo, tmp_path):

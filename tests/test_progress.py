@@ -69,3 +69,24 @@ def test_the_classifier_loop_reports_its_steps_too(monkeypatch, capsys):
     classifier.train_classifier(x, y, x, y, epochs=1, batch_size=4, lr=1e-3, name="train_lenet")
     lines = capsys.readouterr().err.splitlines()
     assert lines[-1].startswith("train_lenet: epoch 1/1: step 3/3 (100%)")
+
+
+def test_a_real_pseudo_terminal_gets_the_bar_unless_it_has_no_width():
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import os
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    try:
+        with os.fdopen(slave, "w", closefd=False) as term:
+            assert progress._is_terminal(term) is False  # a new pty is 0 x 0: log lines, tqdm draws nothing at 0
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+            assert progress._is_terminal(term) is True
+            with progress.steps(2, "t: epoch 1/1", file=term) as bar:
+                bar.update(2)
+        assert b"t: epoch 1/1" in os.read(master, 4096)
+    finally:
+        os.close(master)
+        os.close(slave)

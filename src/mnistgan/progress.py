@@ -26,6 +26,7 @@ the timing plain: every update compares the clock, nothing else, and tqdm's moni
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import IO
 
@@ -70,7 +71,14 @@ def steps(total: int, desc: str, file: IO[str] | None = None) -> tqdm:
 
 
 def _is_terminal(file: IO[str]) -> bool:
+    """A terminal with a width. A pseudo-terminal of 0 columns (some CI runners, `script`
+    without a real terminal) gets the log lines: tqdm draws nothing at width 0."""
     try:
-        return file.isatty()
+        if not file.isatty():
+            return False
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
+    try:
+        return os.get_terminal_size(file.fileno()).columns > 0
+    except (AttributeError, ValueError, OSError):  # a terminal whose size is unknown: tqdm's default width
+        return True
