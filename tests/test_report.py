@@ -42,3 +42,14 @@ def test_render_is_deterministic_and_ranks_runs_by_fid():
 @pytest.mark.parametrize("value, text", [(None, "-"), (0.5, "0.5000"), (True, "yes"), ("x", "x"), (3, "3")])
 def test_fmt(value, text):
     assert report.fmt(value) == text
+
+
+def test_scores_show_their_interval_and_cogan_its_chance_level():
+    s = {**SUMMARY, "lenet": {**SUMMARY["lenet"], "test_acc_ci95": [0.9919, 0.9952]},
+         "cogan": {"edge": {"agreement": 0.9, "agreement_ci95": [0.89, 0.91], "agreement_chance": 0.81,
+                            "agreement_normalised": 0.4737, "label_agreement": 0.8, "label_agreement_ci95": [0.78, 0.82],
+                            "label_agreement_chance": 0.1, "pairs": 2000}}}
+    assert "| 0.9880 | 0.9937 [0.9919, 0.9952] |" in report.comparison(s, ["lenet.test_acc"])
+    text = report.render(s)
+    assert "| edge | 0.9520 | 0.9000 [0.8900, 0.9100] | 0.8100 | 0.474 | 0.800 [0.780, 0.820] | 0.100 |" in text
+    assert "results/spread/quick.md" in text
