@@ -367,16 +367,16 @@ def test_a_ccgan_experiment_shows_in_metrics_diff_and_plots_diff(tiny_repo, tmp_
 def test_parallel_runner_matches_dvc_repro_and_leaves_nothing_to_run(tiny_repo, tmp_path):
     """`python -m mnistgan.parallel -j 2` gives the same results as `dvc repro` and commits them.
 
-    Two GAN families and the CoGANs change at once; cpu_threads = 1 on both sides (CPU results
-    depend on the thread count, so it is a param), so the numbers must match exactly.
+    Two GAN families and the CoGANs change at once; both sides run at the tiny config's
+    cpu_threads = 1 (CPU results depend on the thread count, a param), so the numbers must
+    match exactly.
     """
     results = {}
     for how in ("parallel", "repro"):
         repo = tmp_path / how
         env = copy_repo(tiny_repo, repo)
         params = apply_overrides(yaml.safe_load((repo / "params.yaml").read_text()), {
-            "dcgan.runs": ["F1-D1-B32", "F1-D2-B32"], "ccgan.lr": 0.001, "cogan.shared_layers": 2,
-            "cpu_threads": 1})  # a param: both sides run every stage on one thread
+            "dcgan.runs": ["F1-D1-B32", "F1-D2-B32"], "ccgan.lr": 0.001, "cogan.shared_layers": 2})
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         cmd = [sys.executable, "-m", "mnistgan.parallel", "-j", "2"] if how == "parallel" else ["dvc", "repro"]
         r = sh(cmd, repo, env)

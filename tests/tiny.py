@@ -9,6 +9,9 @@ from __future__ import annotations
 import copy
 
 TINY_OVERRIDES: dict[str, object] = {
+    # one thread per stage: tiny models gain nothing from more, and queued or parallel stages on
+    # a 2-core CI machine then never oversubscribe it (CPU results depend on it: a param)
+    "cpu_threads": 1,
     "data.train_limit": 1200,
     "data.test_limit": 500,
     "data.tsne_samples": 100,
