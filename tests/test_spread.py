@@ -19,7 +19,10 @@ def state(rev, name, seed, acc, fid, lr=0.1, experiments=None):
 def exp_show():
     exps = [{"name": "seed1", "revs": [state("b1", "seed1", 1, 0.97, 12.0)]},
             {"name": "seed2", "revs": [state("b2", "seed2", 2, 0.95, 15.0)]},
-            {"name": "lr", "revs": [state("b3", "lr", 1, 0.50, 99.0, lr=0.5)]}]  # other params: left out
+            {"name": "lr", "revs": [state("b3", "lr", 1, 0.50, 99.0, lr=0.5)]},  # other params: left out
+            # still running: DVC shows the baseline's metrics under the new params; left out
+            {"name": "seed3", "executor": {"state": "running", "local": None},
+             "revs": [state("b4", "seed3", 3, 0.96, 10.0)]}]
     return [state("workspace", None, 0, 0.96, 10.0), state("a0", "main", 0, 0.96, 10.0, experiments=exps)]
 
 

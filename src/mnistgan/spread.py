@@ -10,6 +10,7 @@ aggregate them:
 
 It reads ``dvc exp show --json`` (the workspace, the baseline commit and every experiment on
 it), keeps the runs whose params equal the workspace's except ``seed`` (one run per seed),
+skips experiments still queued or running (DVC shows them with the baseline's metrics),
 and for each headline key of metrics/summary.json (:data:`HEADLINES`) writes the values per
 seed, their mean, sample standard deviation, minimum and maximum. For a score where lower is
 better (FID) the worst case is the maximum; the table marks it. Nothing here is DVC-specific
@@ -83,6 +84,9 @@ def rows_from_exp_show(shown: list[dict]) -> list[dict]:
         add(state, state.get("name") or state.get("rev"))
         for exp in state.get("experiments") or []:
             revs = exp.get("revs") or []
+            executor = exp.get("executor") or {}
+            if executor.get("state") not in (None, "success"):
+                continue  # queued or still running: its files are not its own results yet
             if revs:
                 add(revs[0], exp.get("name") or revs[0].get("name"))
     return rows
