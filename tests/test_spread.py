@@ -2,6 +2,7 @@
 
 import json
 import math
+import subprocess
 
 import pytest
 
@@ -54,3 +55,26 @@ def test_command_writes_json_and_markdown_and_refuses_too_few_seeds(tmp_path, ca
         spread.main(["--json", str(shown), "--out", str(tmp_path / "o2"), "--min-seeds", "4"])
     assert "found 3 seed(s)" in capsys.readouterr().err
     assert math.isnan(spread.aggregate(spread.rows_from_exp_show(exp_show())[:1])["metrics"]["ccgan.best.fid"]["std"])
+
+
+def test_rev_is_accepted_only_when_its_lock_equals_heads(tmp_path, monkeypatch):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {a: {cmd: x}}\n")
+    git("add", "dvc.lock")
+    git("commit", "-qm", "run")
+    (tmp_path / "README.md").write_text("docs only\n")
+    git("add", "README.md")
+    git("commit", "-qm", "docs")
+    monkeypatch.chdir(tmp_path)
+    assert spread.same_lock("HEAD~1")  # only the README changed: the same pipeline
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {a: {cmd: y}}\n")
+    git("commit", "-qam", "rerun")
+    assert not spread.same_lock("HEAD~1")
+    assert not spread.same_lock("no-such-rev")
+    with pytest.raises(SystemExit):
+        spread.main(["--rev", "HEAD~1"])

@@ -9,7 +9,9 @@ aggregate them:
     python -m mnistgan.spread       # -> results/spread/<profile>.{json,md}
 
 It reads ``dvc exp show --json`` (the workspace, the baseline commit and every experiment on
-it), keeps the runs whose params equal the workspace's except ``seed`` (one run per seed),
+it; ``--rev REV`` adds the experiments of an earlier commit whose dvc.lock is byte-identical to
+HEAD's, i.e. whose every stage ran on the same code, data and params), keeps the runs whose
+params equal the workspace's except ``seed`` (one run per seed),
 skips experiments still queued or running (DVC shows them with the baseline's metrics),
 and for each headline key of metrics/summary.json (:data:`HEADLINES`) writes the values per
 seed, their mean, sample standard deviation, minimum and maximum. For a score where lower is
@@ -136,17 +138,31 @@ def markdown(result: dict, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def same_lock(rev: str) -> bool:
+    """Whether ``rev``'s committed dvc.lock is byte-identical to HEAD's (False if either is missing)."""
+    shown = [subprocess.run(["git", "show", f"{r}:dvc.lock"], capture_output=True) for r in (rev, "HEAD")]
+    return all(s.returncode == 0 for s in shown) and shown[0].stdout == shown[1].stdout
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnistgan.spread", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", metavar="FILE", help="read this `dvc exp show --json` output instead of running it")
     parser.add_argument("--out", default="results/spread", help="output directory (default: %(default)s)")
+    parser.add_argument("--rev", action="append", default=[], metavar="REV",
+                        help="also read the experiments based on this earlier commit; refused unless its dvc.lock "
+                             "equals HEAD's (the same pipeline). Repeatable")
     parser.add_argument("--min-seeds", type=int, default=2, help="fail unless this many seeds are found")
     args = parser.parse_args(argv)
     if args.json:
         shown = json.loads(Path(args.json).read_text())
     else:
-        r = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+        for rev in args.rev:
+            if not same_lock(rev):
+                parser.error(f"--rev {rev}: its dvc.lock differs from HEAD's, so its experiments ran another pipeline")
+        revs = [a for rev in args.rev for a in ("--rev", rev)]
+        r = subprocess.run(["dvc", "exp", "show", "--json", *(["--rev", "HEAD", *revs] if revs else [])],
+                           capture_output=True, text=True)
         if r.returncode != 0:
             parser.error(f"dvc exp show failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
         shown = json.loads(r.stdout)
