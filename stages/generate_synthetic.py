@@ -3,7 +3,7 @@
 The best CCGAN run is chosen by a metric, not by name: every run with a
 <metrics>/<run>/metrics.json (written by the CCGAN training stage) is ranked by its
 synthetic.select_by value (synthetic.mode: max or min), and its generator is loaded from
-<models>/<run> (gan.load_generator). It then draws exactly as many digits of each class as
+<models>/<run> (generators.load_generator). It then draws exactly as many digits of each class as
 the prepared training set holds (same size, same per-class counts), in random class order,
 from seeded noise.
 
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import classifier, device as devices, figures, gan, scoring
+from mnistgan import classifier, device as devices, figures, generators, sampling, scoring
 from mnistgan.cli import run_stage
 from mnistgan.errors import PipelineError
 from mnistgan.files import load_json, load_npz, save_json, save_npz
@@ -56,7 +56,7 @@ def main(args, params):
     p, seed, bs = params["synthetic"], params["seed"], params["scoring"]["batch_size"]
     dev = devices.select(params["device"])
     run, candidates = select_run(Path(args.metrics), p["select_by"], p["mode"])
-    generator, _ = gan.load_generator(Path(args.models) / run, dev)
+    generator, _ = generators.load_generator(Path(args.models) / run, dev)
     if not getattr(generator, "n_classes", 0):
         raise PipelineError(f"{args.models}/{run}: the generator is not class-conditional")
     print(f"generate_synthetic: best of {len(candidates)} CCGAN runs by {p['select_by']} ({p['mode']}): "
@@ -64,8 +64,8 @@ def main(args, params):
 
     counts = np.bincount(load_npz(Path(args.data) / "train.npz")["y"], minlength=10)
     labels = np.random.default_rng(seed).permutation(np.repeat(np.arange(10), counts))
-    z = gan.latent_noise(len(labels), generator.latent, seed)
-    x = gan.to_uint8(gan.generate(generator, z, torch.as_tensor(labels), p["batch_size"]))
+    z = sampling.latent_noise(len(labels), generator.latent, seed)
+    x = sampling.to_uint8(sampling.generate(generator, z, torch.as_tensor(labels), p["batch_size"]))
     y = labels.astype(np.uint8)
     save_npz(args.out, x=x, y=y)
 

@@ -16,7 +16,7 @@ without an inverse (edge), read by a LeNet trained on that domain (--domain-scor
 stages/train_domain_lenet.py). The final scores, with 95% intervals, are the run's metrics.
 
 Writes:
-  --out         models/cogan/<pair>/: generator.pt and config.json (mnistgan.gan.load_generator)
+  --out         models/cogan/<pair>/: generator.pt and config.json (mnistgan.generators.load_generator)
   --live        metrics/cogan/<pair>/: dvclive's metrics.json and plots/metrics/*.tsv
   --grid        plots/cogan/<pair>.png: 4 x 10 pairs from fixed noise, each row of domain-1
                 samples above the row of domain-2 samples from the same z
@@ -28,7 +28,8 @@ from pathlib import Path
 from dvclive import Live
 
 import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import classifier, device as devices, domains, figures, gan, scoring
+from mnistgan import (checkpoints, classifier, device as devices, domains, families, figures,
+                      generators, sampling, scoring, training)
 from mnistgan.cli import run_stage
 from mnistgan.files import load_npz
 from mnistgan.models import cogan
@@ -46,44 +47,46 @@ def main(args, params):
     first, second = train["x"][halves["half_a"]], halves[pair]
     n = min(len(first), len(second))  # the halves differ by a few images; pairs are never matched anyway
     data = tuple(scoring.to_model_input(x[:n]).to(dev) for x in (first, second))
-    model = gan.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
-                           cogan.CoupledDiscriminator().to(dev))
+    model = families.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
+                                cogan.CoupledDiscriminator().to(dev))
 
-    config = gan.TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], betas=tuple(p["betas"]),
-                             seed=seed, train_limit=p["train_limit"], eval_every=p["eval_every"], bf16=p["bf16"],
-                             compile=p["compile"])
+    config = training.TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                                  betas=tuple(p["betas"]), seed=seed, train_limit=p["train_limit"],
+                                  eval_every=p["eval_every"], bf16=p["bf16"], compile=p["compile"],
+                                  lr_decay=p["lr_decay"], ema=p["ema"])
     identity = {
         "family": "cogan", "pair": pair, "latent": p["latent"], "shared_layers": p["shared_layers"],
         "width": p["width"], "eval_samples": p["eval_samples"],
-        "inputs": gan.file_digest([Path(args.data) / "train.npz", Path(args.data) / "domains.npz", __file__,
-                                   args.scorer, *([] if pair in domains.INVERSES else [args.domain_scorer])]),
-        "code": gan.code_digest(),
+        "inputs": checkpoints.file_digest([Path(args.data) / "train.npz", Path(args.data) / "domains.npz", __file__,
+                                           args.scorer, *([] if pair in domains.INVERSES else [args.domain_scorer])]),
+        "code": checkpoints.code_digest(),
     }
     name = f"train_cogan {pair}"
     classify = digit_reader(pair, args.scorer, args.domain_scorer, params["scoring"]["batch_size"], dev)
 
-    def scores() -> dict:
-        return gan.agreement_scores(model.generator, pair, p["eval_samples"], seed + gan.EVAL_SEED,
-                                    params["scoring"]["batch_size"], classify)
+    def scores(generator) -> dict:
+        return sampling.agreement_scores(generator, pair, p["eval_samples"], seed + sampling.EVAL_SEED,
+                                         params["scoring"]["batch_size"], classify)
 
     with Live(args.live, dvcyaml=False, save_dvc_exp=False) as live:
-        history = gan.train(
+        trained = training.train(
             model, data, config, name=name, identity=identity, checkpoint=args.checkpoint,
-            evaluate=lambda: {k: v for k, v in scores().items() if isinstance(v, float)},  # curves: numbers only
-            on_epoch=gan.dvclive_logger(live, name, p["epochs"]),
+            evaluate=lambda g: {k: v for k, v in scores(g).items() if isinstance(v, float)},  # curves: numbers only
+            on_epoch=training.dvclive_logger(live, name, p["epochs"]),
         )
-        final = scores()
+        final = scores(trained.generator)
         live.summary.update({**final, "epochs": p["epochs"]})
     print(f"{name}: pixel agreement {final['agreement']:.4f} (chance {final['agreement_chance']:.4f}, "
           f"normalised {final['agreement_normalised']:.3f}); label agreement {final['label_agreement']:.4f} "
           f"(chance {final['label_agreement_chance']:.4f}) on {final['pairs']} pairs", flush=True)
 
-    z = gan.latent_noise(GRID_BLOCKS * GRID_COLUMNS, p["latent"], seed + gan.GRID_SEED)
-    pairs = gan.generate(model.generator, z).numpy().reshape(GRID_BLOCKS, GRID_COLUMNS, 2, 28, 28)
+    z = sampling.latent_noise(GRID_BLOCKS * GRID_COLUMNS, p["latent"], seed + sampling.GRID_SEED)
+    pairs = sampling.generate(trained.generator, z).numpy().reshape(GRID_BLOCKS, GRID_COLUMNS, 2, 28, 28)
     rows = pairs.transpose(0, 2, 1, 3, 4).reshape(-1, 28, 28)  # block by block: domain-1 row, domain-2 row
     figures.save_grid(args.grid, rows, nrow=GRID_COLUMNS, title=f"CoGAN original / {pair}, epoch {p['epochs']}",
                       row_labels=["original", pair] * GRID_BLOCKS)
-    gan.save_generator(args.out, model.generator, "cogan", {"pair": pair, "epochs": p["epochs"], "final": history[-1]})
+    generators.save_generator(args.out, trained.generator, "cogan",
+                              {"pair": pair, "epochs": p["epochs"], "final": trained.history[-1]})
 
 
 def digit_reader(pair: str, scorer_dir: str, domain_scorer_dir: str, batch_size: int, dev):

@@ -12,7 +12,7 @@ The run's final metrics are the same scores on scoring.samples digits (every gen
 FID at one sample count), with lenet_acc's 95% interval (lenet_acc_ci95).
 
 Writes:
-  --out         models/<family>/<run>/: generator.pt and config.json (mnistgan.gan.load_generator)
+  --out         models/<family>/<run>/: generator.pt and config.json (mnistgan.generators.load_generator)
   --live        metrics/<family>/<run>/: dvclive's metrics.json and plots/metrics/*.tsv
   --grid        plots/<family>/<run>.png: 100 digits from fixed noise (CCGAN: one class per row)
   --checkpoint  a checkpoint after every epoch: a rerun of a killed stage resumes from it and
@@ -25,7 +25,8 @@ import torch
 from dvclive import Live
 
 import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import classifier, device as devices, figures, gan, scoring
+from mnistgan import (checkpoints, classifier, device as devices, families, figures,
+                      generators, sampling, scoring, training)
 from mnistgan.cli import run_stage
 from mnistgan.files import load_npz
 from mnistgan.params import parse_run_id
@@ -45,41 +46,43 @@ def main(args, params):
     x = scoring.to_model_input(train["x"]).to(dev)
     data = (x, torch.as_tensor(train["y"], dtype=torch.long, device=dev)) if conditional else (x,)
     real_target = p["label_smoothing"] if spec.smoothing else 1.0
-    model = gan.image_gan(data, conditional=conditional, width=spec.width, depth=spec.depth,
+    model = families.image_gan(data, conditional=conditional, width=spec.width, depth=spec.depth,
                           latent=shared["latent"], vbn_batch=spec.batch_size if spec.vbn else 0,
                           real_target=real_target, seed=seed)
     scorer, ref_stats = classifier.load_scorer(args.scorer, dev)
 
-    config = gan.TrainConfig(epochs=p["epochs"], batch_size=spec.batch_size, lr=p["lr"], betas=tuple(shared["betas"]),
-                             seed=seed, train_limit=p["train_limit"], eval_every=p["eval_every"], bf16=shared["bf16"],
-                             compile=shared["compile"])
+    config = training.TrainConfig(epochs=p["epochs"], batch_size=spec.batch_size, lr=p["lr"],
+                                  betas=tuple(shared["betas"]), seed=seed, train_limit=p["train_limit"],
+                                  eval_every=p["eval_every"], bf16=shared["bf16"], compile=shared["compile"],
+                                  lr_decay=p["lr_decay"], ema=p["ema"])
     identity = {
         "family": family, "run": run, "latent": shared["latent"], "real_target": real_target,
         "eval_samples": shared["eval_samples"],
-        "inputs": gan.file_digest([Path(args.data) / "train.npz", args.scorer, __file__]),
-        "code": gan.code_digest(),
+        "inputs": checkpoints.file_digest([Path(args.data) / "train.npz", args.scorer, __file__]),
+        "code": checkpoints.code_digest(),
     }
     name = f"train_gan {family} {run}"
     with Live(args.live, dvcyaml=False, save_dvc_exp=False) as live:
-        history = gan.train(
+        trained = training.train(
             model, data, config, name=name, identity=identity, checkpoint=args.checkpoint,
-            evaluate=lambda: gan.lenet_scores(model.generator, scorer, ref_stats, shared["eval_samples"],
-                                              seed + gan.EVAL_SEED, params["scoring"]["batch_size"]),
-            on_epoch=gan.dvclive_logger(live, name, p["epochs"]),
+            evaluate=lambda g: sampling.lenet_scores(g, scorer, ref_stats, shared["eval_samples"],
+                                                     seed + sampling.EVAL_SEED, params["scoring"]["batch_size"]),
+            on_epoch=training.dvclive_logger(live, name, p["epochs"]),
         )
         # The run's metrics: scored once more at the end on scoring.samples digits, the same
         # number for every generator, so FIDs compare (the curves use gan.eval_samples).
-        final = gan.lenet_scores(model.generator, scorer, ref_stats, params["scoring"]["samples"],
-                                 seed + gan.EVAL_SEED, params["scoring"]["batch_size"], intervals=True)
+        final = sampling.lenet_scores(trained.generator, scorer, ref_stats, params["scoring"]["samples"],
+                                      seed + sampling.EVAL_SEED, params["scoring"]["batch_size"], intervals=True)
         live.summary.update({**final, "epochs": p["epochs"]})
     print(f"{name}: final scores on {final['samples']} digits: " + ", ".join(
         f"{k} {final[k]:.4f}" for k in ("lenet_acc", "is", "fid") if k in final), flush=True)
 
     labels = torch.arange(10).repeat_interleave(10) if conditional else None
-    grid = gan.generate(model.generator, gan.latent_noise(100, shared["latent"], seed + gan.GRID_SEED), labels)
+    grid = sampling.generate(trained.generator, sampling.latent_noise(100, shared["latent"], seed + sampling.GRID_SEED), labels)
     figures.save_grid(args.grid, grid.numpy(), nrow=10, title=f"{family.upper()} {run}, epoch {p['epochs']}",
                       row_labels=[str(c) for c in range(10)] if conditional else None)
-    gan.save_generator(args.out, model.generator, family, {"run": run, "epochs": p["epochs"], "final": history[-1]})
+    generators.save_generator(args.out, trained.generator, family,
+                              {"run": run, "epochs": p["epochs"], "final": trained.history[-1]})
 
 
 def configure(parser):

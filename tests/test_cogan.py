@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from mnistgan import agreement, domains, gan
+from mnistgan import agreement, domains, sampling
 from mnistgan.models.cogan import MAX_SHARED, CoupledDiscriminator, CoupledGenerator
 from mnistgan.params import COGAN_DOMAINS
 
@@ -78,17 +78,17 @@ class RotatingPair(nn.Module):
 
 
 def test_agreement_score_of_a_generator_pair_that_is_the_transform_is_one():
-    s = gan.agreement_scores(RotatingPair(), "rotate", n=50, seed=0)
+    s = sampling.agreement_scores(RotatingPair(), "rotate", n=50, seed=0)
     assert s["agreement"] == 1.0 and s["agreement_normalised"] == 1.0 and s["agreement_ci95"] == [1.0, 1.0]
     assert s["agreement_chance"] < 0.9 and s["pairs"] == 50
-    assert gan.agreement_scores(RotatingPair(), "negative", n=50, seed=0)["agreement"] < 0.9
+    assert sampling.agreement_scores(RotatingPair(), "negative", n=50, seed=0)["agreement"] < 0.9
 
 
 def test_label_agreement_reads_both_domains_and_stands_beside_its_chance():
     def classify(x1, x2):  # a "scorer" that reads the digit class from the image mean
         return (x1.reshape(len(x1), -1).mean(1) > 127).astype(int), (np.rot90(x2, -1, (-2, -1)).reshape(
             len(x2), -1).mean(1) > 127).astype(int)
-    s = gan.agreement_scores(RotatingPair(), "rotate", n=400, seed=0, classify=classify)
+    s = sampling.agreement_scores(RotatingPair(), "rotate", n=400, seed=0, classify=classify)
     assert s["label_agreement"] == 1.0
     assert 0.3 < s["label_agreement_chance"] < 0.7  # two classes, re-paired at random: about one half
     lo, hi = s["label_agreement_ci95"]

@@ -25,7 +25,7 @@ import yaml
 from conftest import ROOT
 from tiny import TINY_OVERRIDES, apply_overrides
 
-from mnistgan import classifier, gan, mixing, params as params_mod, scoring
+from mnistgan import classifier, generators, mixing, params as params_mod, scoring
 from mnistgan.data import allocate
 from mnistgan.errors import PipelineError
 from mnistgan.files import load_npz, save_json, save_npz
@@ -97,7 +97,7 @@ def world(tmp_path_factory) -> Path:
     for seed, (run, scores) in enumerate({"F1-D1-B32": {"lenet_acc": 0.5, "fid": 10.0},
                                           "F1-D1-B64": {"lenet_acc": 0.9, "fid": 20.0}}.items()):
         torch.manual_seed(seed)
-        gan.save_generator(root / "models/ccgan" / run, dcgan.Generator(latent=8, width=1, n_classes=10), "ccgan",
+        generators.save_generator(root / "models/ccgan" / run, dcgan.Generator(latent=8, width=1, n_classes=10), "ccgan",
                            {"run": run})
         save_json(root / "metrics/ccgan" / run / "metrics.json", {**scores, "score": {"is": 5.0 + seed}})
     return root

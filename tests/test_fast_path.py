@@ -23,7 +23,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mnistgan import classifier, gan
+from mnistgan import classifier, families, sampling, training
 from mnistgan.models.lenet import LeNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ CPU = torch.device("cpu")
 LATENT = 16
 # 32 images, batch 8: 4 steps per epoch, 2 epochs. lr 5e-4 moves the generator's output by
 # ~0.45 (mean |change| over pixels in [-1, 1]) in these 8 steps, far more than bf16 rounding does.
-GAN_CONFIG = gan.TrainConfig(epochs=2, batch_size=8, lr=5e-4, betas=(0.5, 0.999), seed=0)
+GAN_CONFIG = training.TrainConfig(epochs=2, batch_size=8, lr=5e-4, betas=(0.5, 0.999), seed=0)
 N_IMAGES = 32
 
 # Tolerances. bfloat16 keeps 8 significand bits (relative rounding 2^-9 ~ 0.2%, about three
@@ -72,13 +72,14 @@ def train_tiny_gan(family: str, bf16: bool, compile: bool = False):
     x, labels = structured_images(N_IMAGES)
     data = (x, labels) if family == "ccgan" else (x,)
     torch.manual_seed(0)  # same init for both paths
-    model = gan.image_gan(data, conditional=family == "ccgan", width=1, depth=1, latent=LATENT, vbn_batch=0,
-                          real_target=1.0, seed=0)
-    z = gan.latent_noise(20, LATENT, seed=5)
-    cls = gan.balanced_labels(20) if family == "ccgan" else None
-    before = gan.generate(model.generator, z, cls)
-    history = gan.train(model, data, replace(GAN_CONFIG, bf16=bf16, compile=compile), name=f"{family} bf16={bf16}")
-    return history, before, gan.generate(model.generator, z, cls), model
+    model = families.image_gan(data, conditional=family == "ccgan", width=1, depth=1, latent=LATENT, vbn_batch=0,
+                               real_target=1.0, seed=0)
+    z = sampling.latent_noise(20, LATENT, seed=5)
+    cls = sampling.balanced_labels(20) if family == "ccgan" else None
+    before = sampling.generate(model.generator, z, cls)
+    history = training.train(model, data, replace(GAN_CONFIG, bf16=bf16, compile=compile),
+                             name=f"{family} bf16={bf16}").history
+    return history, before, sampling.generate(model.generator, z, cls), model
 
 
 @pytest.fixture(scope="module", params=["dcgan", "ccgan"])
@@ -126,9 +127,9 @@ def test_bf16_is_deterministic_on_the_cpu():
     for _ in range(2):
         x, labels = structured_images(16)
         torch.manual_seed(0)
-        model = gan.image_gan((x, labels), conditional=True, width=1, depth=1, latent=LATENT, vbn_batch=0,
-                              real_target=1.0, seed=0)
-        runs.append(gan.train(model, (x, labels), replace(GAN_CONFIG, epochs=1, bf16=True), name="t"))
+        model = families.image_gan((x, labels), conditional=True, width=1, depth=1, latent=LATENT, vbn_batch=0,
+                                   real_target=1.0, seed=0)
+        runs.append(training.train(model, (x, labels), replace(GAN_CONFIG, epochs=1, bf16=True), name="t").history)
     assert runs[0] == runs[1]
 
 

@@ -13,14 +13,14 @@ import yaml
 from dvclive import Live
 
 from conftest import ROOT
-from mnistgan import classifier, gan, params
+from mnistgan import checkpoints, classifier, families, generators, params, sampling, training
 from mnistgan.errors import PipelineError
 from mnistgan.files import save_npz
 from mnistgan.models import cogan
 from mnistgan.models.lenet import LeNet
 from tiny import apply_overrides
 
-CONFIG = gan.TrainConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), seed=0)
+CONFIG = training.TrainConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), seed=0)
 
 
 def make(family: str, n: int = 8, vbn: bool = False):
@@ -28,9 +28,9 @@ def make(family: str, n: int = 8, vbn: bool = False):
     torch.manual_seed(0)
     x = torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
     if family == "cogan":
-        return gan.CoupledGAN(cogan.CoupledGenerator(width=0.0625), cogan.CoupledDiscriminator()), (x, -x)
+        return families.CoupledGAN(cogan.CoupledGenerator(width=0.0625), cogan.CoupledDiscriminator()), (x, -x)
     data = (x, torch.arange(n) % 10) if family == "ccgan" else (x,)
-    model = gan.image_gan(data, conditional=family == "ccgan", width=1, depth=1, latent=100,
+    model = families.image_gan(data, conditional=family == "ccgan", width=1, depth=1, latent=100,
                           vbn_batch=4 if vbn else 0, real_target=0.9, seed=0)
     return model, data
 
@@ -46,9 +46,9 @@ def snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_one_step_changes_both_nets(family, vbn, bf16):
     model, data = make(family, vbn=vbn)
     before = [snapshot(model.generator), snapshot(model.discriminator)]
-    history = gan.train(model, data, replace(CONFIG, bf16=bf16), name="t")
+    history = training.train(model, data, replace(CONFIG, bf16=bf16), name="t").history
     assert [r["epoch"] for r in history] == [1]
-    assert all(np.isfinite(history[0][k]) for k in gan.STATS)
+    assert all(np.isfinite(history[0][k]) for k in training.STATS)
     for net, old in zip((model.generator, model.discriminator), before):
         assert any(not torch.equal(v, old[k]) for k, v in net.state_dict().items() if v.is_floating_point())
 
@@ -57,8 +57,8 @@ def test_scores_every_k_epochs_and_epochs_use_train_limit_images():
     model, data = make("cogan", n=32)
     steps = []
     model.g_loss = lambda fake, noise, f=model.g_loss: steps.append(1) or f(fake, noise)
-    history = gan.train(model, data, replace(CONFIG, epochs=4, eval_every=2, train_limit=16), name="t",
-                        evaluate=lambda: {"score": 1.0})
+    history = training.train(model, data, replace(CONFIG, epochs=4, eval_every=2, train_limit=16), name="t",
+                             evaluate=lambda g: {"score": 1.0}).history
     assert ["score" in r for r in history] == [False, True, False, True]
     assert len(steps) == 4 * 16 // 8
 
@@ -66,15 +66,17 @@ def test_scores_every_k_epochs_and_epochs_use_train_limit_images():
 def test_non_finite_loss_stops_with_config_and_epoch():
     model, (x,) = make("dcgan")
     with pytest.raises(PipelineError, match=r"dcgan F1-D1-B8: d_loss is nan at epoch 1"):
-        gan.train(model, (torch.full_like(x, float("nan")),), CONFIG, name="dcgan F1-D1-B8")
+        training.train(model, (torch.full_like(x, float("nan")),), CONFIG, name="dcgan F1-D1-B8")
 
 
 class Killed(Exception):
     pass
 
 
-def run(tmp: Path, tag: str, epochs: int, kill_at_step: int | None = None, identity=None):
-    """A tiny CCGAN with a checkpoint and a dvclive dir; optionally "killed" inside a step."""
+def run(tmp: Path, tag: str, epochs: int, kill_at_step: int | None = None, identity=None, **settings):
+    """A tiny CCGAN with a checkpoint and a dvclive dir; optionally "killed" inside a step.
+    ``settings``: TrainConfig fields (lr_decay, ema); the model's ``sampled`` is the generator
+    train() returned."""
     model, data = make("ccgan", n=24)
     if kill_at_step is not None:
         calls = iter(range(kill_at_step))
@@ -84,31 +86,76 @@ def run(tmp: Path, tag: str, epochs: int, kill_at_step: int | None = None, ident
             return f(fake, noise)
         model.g_loss = g_loss
     with Live(str(tmp / f"live_{tag}"), dvcyaml=False, save_dvc_exp=False) as live:
-        history = gan.train(model, data, replace(CONFIG, epochs=epochs), name="t", identity=identity or {"run": 1},
-                            checkpoint=tmp / f"{tag}.pt",
-                            evaluate=lambda: {"score": model.generator.dense[0].weight.detach().sum().item()},
-                            on_epoch=gan.dvclive_logger(live, "t", epochs))
-    return history, model
+        trained = training.train(model, data, replace(CONFIG, epochs=epochs, **settings), name="t",
+                                 identity=identity or {"run": 1}, checkpoint=tmp / f"{tag}.pt",
+                                 evaluate=lambda g: {"score": g.dense[0].weight.detach().sum().item()},
+                                 on_epoch=training.dvclive_logger(live, "t", epochs))
+    model.sampled = trained.generator
+    return trained.history, model
 
 
 def files(directory: Path) -> dict[str, bytes]:
     return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.parametrize("settings", [{}, {"lr_decay": 0.5, "ema": 0.9}], ids=["plain", "lr_decay+ema"])
 @pytest.mark.parametrize("interruption", ["killed mid-epoch", "ran fewer epochs first"])
-def test_resumed_run_ends_identical_to_an_uninterrupted_one(tmp_path, interruption):
-    straight, model_a = run(tmp_path, "a", epochs=3)
+def test_resumed_run_ends_identical_to_an_uninterrupted_one(tmp_path, interruption, settings):
+    straight, model_a = run(tmp_path, "a", epochs=3, **settings)
     if interruption == "killed mid-epoch":  # 3 steps per epoch: dies in the 2nd step of epoch 2
         with pytest.raises(Killed):
-            run(tmp_path, "b", epochs=3, kill_at_step=4)
+            run(tmp_path, "b", epochs=3, kill_at_step=4, **settings)
     else:
-        run(tmp_path, "b", epochs=1)
-    resumed, model_b = run(tmp_path, "b", epochs=3)
+        run(tmp_path, "b", epochs=1, **settings)
+    resumed, model_b = run(tmp_path, "b", epochs=3, **settings)
     assert resumed == straight
-    for net in ("generator", "discriminator"):
+    for net in ("generator", "discriminator", "sampled"):
         a, b = getattr(model_a, net).state_dict(), getattr(model_b, net).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert files(tmp_path / "live_b") == files(tmp_path / "live_a")
+
+
+def test_lr_decay_keeps_the_first_epoch_and_changes_the_later_ones(tmp_path):
+    plain, _ = run(tmp_path, "a", epochs=2)
+    decayed, _ = run(tmp_path, "b", epochs=2, lr_decay=0.1)
+    assert decayed[0] == plain[0]  # epoch 1 at lr itself
+    assert decayed[1] != plain[1]  # epoch 2 at lr x 0.1
+
+
+def test_without_ema_the_trained_generator_is_g_itself(tmp_path):
+    _, model = run(tmp_path, "a", epochs=1)
+    assert model.sampled is model.generator
+
+
+def test_ema_samples_the_average_with_batch_norm_statistics_of_its_own(tmp_path):
+    _, model = run(tmp_path, "a", epochs=2, ema=0.5)
+    g, avg = model.generator, model.sampled
+    assert avg is not g and not avg.training
+    weights = [k for k, v in g.state_dict().items() if k.endswith("weight") and v.is_floating_point()]
+    assert any(not torch.equal(g.state_dict()[k], avg.state_dict()[k]) for k in weights)  # an average, not G
+    # the averaged generator's batch-norm statistics are re-estimated on its own outputs, so
+    # re-estimating them again on the same noise gives the same numbers, and differs from G's
+    norms = {k: v.clone() for k, v in avg.state_dict().items() if "running" in k}
+    assert norms and any(not torch.equal(v, g.state_dict()[k]) for k, v in norms.items())
+    rng = torch.Generator().manual_seed(CONFIG.seed + training.BN_SEED)
+    family = families.ImageGAN(avg, model.discriminator)
+    training.recalibrate_bn(avg, [family.noise(training.BN_BATCH, rng)
+                                  for _ in range(training.BN_SAMPLES // training.BN_BATCH)])
+    assert all(torch.allclose(avg.state_dict()[k], v) for k, v in norms.items())
+
+
+def test_recalibrate_bn_is_the_plain_average_over_batches():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4, momentum=0.3))
+    weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "num_batches" not in k}
+    batches = [(torch.randn(16, 3, generator=torch.Generator().manual_seed(i)),) for i in range(5)]
+    training.recalibrate_bn(net, batches)
+    with torch.no_grad():
+        outs = [net[0](x) for (x,) in batches]
+    bn = net[1]
+    torch.testing.assert_close(bn.running_mean, torch.stack([o.mean(0) for o in outs]).mean(0))
+    torch.testing.assert_close(bn.running_var, torch.stack([o.var(0) for o in outs]).mean(0))
+    assert bn.momentum == 0.3 and not net.training
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in weights.items())
 
 
 def test_checkpoint_of_another_configuration_is_ignored(tmp_path, capsys):
@@ -119,28 +166,28 @@ def test_checkpoint_of_another_configuration_is_ignored(tmp_path, capsys):
     assert ignored == fresh
     assert "belongs to another configuration; starting fresh" in capsys.readouterr().err
     state = torch.load(tmp_path / "b.pt", weights_only=True)
-    assert state["epoch"] == 2 and state["digest"] == gan.run_digest(replace(CONFIG, epochs=2), {"run": 2})
+    assert state["epoch"] == 2 and state["digest"] == checkpoints.run_digest(replace(CONFIG, epochs=2), {"run": 2})
 
 
 @pytest.mark.parametrize("family", ["ccgan", "cogan"])
 def test_saved_generator_loads_and_samples(tmp_path, family):
     model, _ = make(family)
-    gan.save_generator(tmp_path / "g", model.generator, family, {"run": "x"})
-    loaded, config = gan.load_generator(tmp_path / "g")
+    generators.save_generator(tmp_path / "g", model.generator, family, {"run": "x"})
+    loaded, config = generators.load_generator(tmp_path / "g")
     assert config["family"] == family and config["run"] == "x" and not loaded.training
-    z = gan.latent_noise(20, loaded.latent, seed=0)
-    labels = gan.balanced_labels(20) if family == "ccgan" else None
-    images = gan.generate(loaded, z, labels, batch_size=7)
+    z = sampling.latent_noise(20, loaded.latent, seed=0)
+    labels = sampling.balanced_labels(20) if family == "ccgan" else None
+    images = sampling.generate(loaded, z, labels, batch_size=7)
     assert images.shape == ((20, 28, 28) if family == "ccgan" else (20, 2, 28, 28))
-    torch.testing.assert_close(images, gan.generate(model.generator, z, labels))
-    assert gan.to_uint8(images).dtype == np.uint8
+    torch.testing.assert_close(images, sampling.generate(model.generator, z, labels))
+    assert sampling.to_uint8(images).dtype == np.uint8
 
 
 def test_loading_something_else_is_one_error(tmp_path):
     (tmp_path / "g").mkdir()
     (tmp_path / "g" / "config.json").write_text('{"family": "xgan", "kwargs": {}}')
     with pytest.raises(PipelineError, match="not a saved generator"):
-        gan.load_generator(tmp_path / "g")
+        generators.load_generator(tmp_path / "g")
 
 
 # ----------------------------------------------------------------------------- params
@@ -222,7 +269,7 @@ def test_train_gan_stage_writes_every_output(prepared):
     assert metrics["epochs"] == 2 and (prepared / "plots/ccgan/F1-D1-B32-ls.png").stat().st_size > 0
     assert metrics["samples"] == 40  # the final scores use scoring.samples, the curves gan.eval_samples
     assert metrics["lenet_acc_ci95"][0] <= metrics["lenet_acc"] <= metrics["lenet_acc_ci95"][1]
-    generator, config = gan.load_generator(prepared / "models/ccgan/F1-D1-B32-ls")
+    generator, config = generators.load_generator(prepared / "models/ccgan/F1-D1-B32-ls")
     assert generator.n_classes == 10 and config["run"] == "F1-D1-B32-ls"
 
 
@@ -235,7 +282,7 @@ def test_train_cogan_stage_writes_every_output(prepared):
     assert metrics["agreement_normalised"] == pytest.approx(
         (metrics["agreement"] - metrics["agreement_chance"]) / (1 - metrics["agreement_chance"]))
     assert metrics["pairs"] == 10 and len(metrics["label_agreement_ci95"]) == 2
-    assert gan.load_generator(prepared / "models/cogan/negative")[1]["pair"] == "negative"
+    assert generators.load_generator(prepared / "models/cogan/negative")[1]["pair"] == "negative"
 
 
 def test_unknown_family_is_one_line(prepared):

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from mnistgan import classifier, gan, progress
+from mnistgan import classifier, families, progress, training
 from mnistgan.models import dcgan
 
-CONFIG = gan.TrainConfig(epochs=2, batch_size=4, lr=1e-3, betas=(0.5, 0.999), seed=0)
+CONFIG = training.TrainConfig(epochs=2, batch_size=4, lr=1e-3, betas=(0.5, 0.999), seed=0)
 
 
 def tiny_gan():
     torch.manual_seed(0)
     x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    return gan.ImageGAN(dcgan.Generator(width=1), dcgan.Discriminator(width=1, depth=1)), (x,)
+    return families.ImageGAN(dcgan.Generator(width=1), dcgan.Discriminator(width=1, depth=1)), (x,)
 
 
 class Terminal(io.StringIO):
@@ -26,7 +26,7 @@ class Terminal(io.StringIO):
 
 def test_a_log_gets_whole_lines_with_steps_rate_and_time_left(monkeypatch, capsys):
     monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
-    gan.train(*tiny_gan(), CONFIG, name="train_dcgan@F1")
+    training.train(*tiny_gan(), CONFIG, name="train_dcgan@F1")
     err = capsys.readouterr().err
     assert "\r" not in err
     lines = err.splitlines()
@@ -38,7 +38,7 @@ def test_a_log_gets_whole_lines_with_steps_rate_and_time_left(monkeypatch, capsy
 
 def test_epochs_shorter_than_the_log_interval_write_nothing(capsys):
     assert progress.LOG_EVERY_S >= 10
-    gan.train(*tiny_gan(), CONFIG, name="t")
+    training.train(*tiny_gan(), CONFIG, name="t")
     assert capsys.readouterr().err == ""
 
 
@@ -55,9 +55,9 @@ def test_a_terminal_gets_a_bar_that_is_removed_at_the_end_of_the_epoch(monkeypat
 
 
 def test_progress_does_not_change_the_numbers(monkeypatch, capsys):
-    quiet = gan.train(*tiny_gan(), CONFIG, name="t")
+    quiet = training.train(*tiny_gan(), CONFIG, name="t").history
     monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
-    chatty = gan.train(*tiny_gan(), CONFIG, name="t")
+    chatty = training.train(*tiny_gan(), CONFIG, name="t").history
     assert capsys.readouterr().err
     assert quiet == chatty
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistgan import classifier, gan
+from mnistgan import checkpoints, classifier, families, generators, training
 from mnistgan.errors import PipelineError
 from mnistgan.files import load_npz, save_npz
 from mnistgan.models import dcgan
@@ -68,15 +68,16 @@ FORMS = ["torch.save", "bare pickle"]
 
 
 # ----------------------------------------------------------------------------- (a) GAN checkpoints
-CONFIG = gan.TrainConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), seed=0)
+CONFIG = training.TrainConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), seed=0)
 IDENTITY = {"test": "safe-loading"}
 
 
 def tiny_run(epochs: int, checkpoint: Path | None):
     x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
     torch.manual_seed(0)
-    model = gan.image_gan((x,), conditional=False, width=1, depth=1, latent=8, vbn_batch=0, real_target=1.0, seed=0)
-    return gan.train(model, (x,), replace(CONFIG, epochs=epochs), name="t", identity=IDENTITY, checkpoint=checkpoint)
+    model = families.image_gan((x,), conditional=False, width=1, depth=1, latent=8, vbn_batch=0, real_target=1.0, seed=0)
+    return training.train(model, (x,), replace(CONFIG, epochs=epochs), name="t", identity=IDENTITY,
+                          checkpoint=checkpoint).history
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_a_genuine_checkpoint_with_one_planted_object_is_not_resumed(tmp_path, m
     tiny_run(1, checkpoint)
     genuine = checkpoint.read_bytes()
     state = torch.load(checkpoint, weights_only=True)
-    assert state["digest"] == gan.run_digest(replace(CONFIG, epochs=2), IDENTITY)
+    assert state["digest"] == checkpoints.run_digest(replace(CONFIG, epochs=2), IDENTITY)
 
     state["history"][0]["note"] = Planted(marker)
     torch.save(state, checkpoint)
@@ -125,8 +126,8 @@ def test_a_genuine_checkpoint_with_one_planted_object_is_not_resumed(tmp_path, m
 @pytest.fixture
 def saved_generator(tmp_path) -> Path:
     torch.manual_seed(0)
-    gan.save_generator(tmp_path / "g", dcgan.Generator(latent=8), "dcgan", {"run": "x"})
-    gan.load_generator(tmp_path / "g")  # loads while untouched
+    generators.save_generator(tmp_path / "g", dcgan.Generator(latent=8), "dcgan", {"run": "x"})
+    generators.load_generator(tmp_path / "g")  # loads while untouched
     return tmp_path / "g"
 
 
@@ -157,7 +158,7 @@ def assert_refused_unexecuted(load, marker: Path, refused=REFUSED) -> None:
 @pytest.mark.parametrize("form", FORMS)
 def test_malicious_generator_weights_are_refused_unexecuted(saved_generator, marker, form):
     malicious_pt(saved_generator / "generator.pt", marker, form)
-    assert_refused_unexecuted(lambda: gan.load_generator(saved_generator), marker)
+    assert_refused_unexecuted(lambda: generators.load_generator(saved_generator), marker)
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -174,7 +175,7 @@ def test_malicious_scorer_stats_are_refused_unexecuted(saved_scorer, marker):
 def test_malicious_generator_weights_are_one_pipeline_error(saved_generator, marker):
     malicious_pt(saved_generator / "generator.pt", marker, "torch.save")
     with pytest.raises(PipelineError, match="not a saved generator") as err:
-        gan.load_generator(saved_generator)
+        generators.load_generator(saved_generator)
     assert "\n" not in str(err.value)
 
 
@@ -189,7 +190,7 @@ def test_a_checkpoint_that_is_not_a_checkpoint_dict_starts_fresh(tmp_path, capsy
     """A valid torch file that is not this loop's checkpoint (a bare tensor) is ignored, not a crash."""
     ckpt = tmp_path / "ckpt.pt"
     torch.save(torch.zeros(3), ckpt)
-    assert gan._resume(ckpt, "digest", 3, None, None, None, None, "cpu", "t") == []
+    assert checkpoints.resume(ckpt, "digest", 3, None, None, None, None, "cpu", "t") == []
     assert "starting fresh" in capsys.readouterr().err
 
 

@@ -18,7 +18,7 @@ transform of ``x1`` should be ``x2``.
 Threshold rule (fixed, so scores compare across runs and with the paper's ~0.95 edge and
 ~0.97 negative): on uint8 images in [0, 255], a pixel is ON iff its value is >= 128, i.e. at
 least half intensity. Generator outputs in [-1, 1] are first mapped to uint8 by
-``round((x + 1) * 127.5)`` (mnistgan.gan.to_uint8), so ON means x >= ~0.0 in generator
+``round((x + 1) * 127.5)`` (mnistgan.sampling.to_uint8), so ON means x >= ~0.0 in generator
 units. The transform is applied to the uint8 image before binarising, so the negative's
 ON set is exactly the complement of the original's.
 

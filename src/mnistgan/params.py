@@ -9,6 +9,8 @@ several fields live in :func:`_cross_checks`. Defaults live in ``params.yaml`` i
 
 from __future__ import annotations
 
+import copy
+
 import math
 import re
 from dataclasses import dataclass
@@ -224,6 +226,8 @@ IMAGE_GAN = {  # one DCGAN or CCGAN family of report 000
     "train_limit": Int(0, 60000),  # images per epoch, a fresh random subset each epoch; 0 = all
     "eval_every": Int(1, 10000),  # LeNet scores every k epochs (k must divide epochs)
     "label_smoothing": Float(0.0, 1.0, lo_open=True),  # real target of the -ls runs; 1.0 = none
+    "lr_decay": Float(0.0, 1.0, lo_open=True),  # both learning rates x this after every epoch; 1.0 = constant
+    "ema": Float(0.0, 0.9999),  # per-step decay of the average of G's weights that is scored and saved; 0 = off
 }
 
 SCHEMA: dict[str, Any] = {
@@ -278,6 +282,8 @@ SCHEMA: dict[str, Any] = {
         "eval_every": Int(1, 10000),
         "eval_samples": Int(2, 100000),  # generated pairs per agreement score (paper: 10,000)
         "domain_lenet_epochs": Int(1, 1000),  # the edge-digit LeNet of the label agreement
+        "lr_decay": Float(0.0, 1.0, lo_open=True),
+        "ema": Float(0.0, 0.9999),
     },
     # --- downstream of the GANs: synthetic training set, hybrid classifiers, PCA (report 000, 4-5)
     "synthetic": {
@@ -327,6 +333,22 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
         return validate(raw)
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
+
+
+def apply_overrides(params: dict, overrides: dict[str, object]) -> dict:
+    """Return a copy of ``params`` with dotted keys replaced; an unknown key is an error."""
+    out = copy.deepcopy(params)
+    for dotted, value in overrides.items():
+        node = out
+        *path, last = dotted.split(".")
+        for k in path:
+            if not isinstance(node.get(k), dict):
+                raise ParamsError(f"override of unknown param {dotted}")
+            node = node[k]
+        if last not in node:
+            raise ParamsError(f"override of unknown param {dotted}")
+        node[last] = value
+    return out
 
 
 def validate(raw: Any) -> dict[str, Any]:
