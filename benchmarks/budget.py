@@ -1,0 +1,126 @@
+"""Budget against score: train one GAN of the pipeline and score it after every epoch.
+
+The default run has a fixed CPU budget (issue: "the headline numbers on a 2-core CPU in 25
+minutes"), so the question for each GAN is what another minute of training buys. This trains
+one DCGAN/CCGAN run or one CoGAN pair exactly as its stage does (params.yaml plus ``--set``
+overrides, validated like the pipeline's), and after every epoch scores it on ``--samples``
+digits from fixed noise: the images seen so far, the training minutes so far (scoring not
+counted), and the scores. With ``ema`` on, it scores both the moving average (what the stage
+saves) and G itself, so one run shows what the average is worth.
+
+    python benchmarks/budget.py ccgan F1-D1-B64 --set ccgan.lr=0.0002 --set ccgan.train_limit=0 \\
+        --set ccgan.epochs=4 --set ccgan.ema=0.999
+    python benchmarks/budget.py cogan edge --set cogan.train_limit=0 --set cogan.epochs=4
+
+Needs `dvc repro train_lenet train_edge_lenet` (prepared data and the scorers). Prints one line
+per epoch and writes them to ``--out`` (JSON). Not a stage: a probe for choosing a profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from mnistgan import classifier, device as devices, domains, families, params as params_mod, sampling, scoring
+from mnistgan import training
+from mnistgan.cli import set_cpu_threads
+from mnistgan.files import load_npz
+from mnistgan.models import cogan
+
+
+def build(family: str, what: str, params: dict, data_dir: Path, dev):
+    """The model, its training tensors and TrainConfig, as the family's stage builds them."""
+    train = load_npz(data_dir / "train.npz")
+    if family == "cogan":
+        p = params["cogan"]
+        halves = load_npz(data_dir / "domains.npz")
+        first, second = train["x"][halves["half_a"]], halves[what]
+        n = min(len(first), len(second))
+        data = tuple(scoring.to_model_input(x[:n]).to(dev) for x in (first, second))
+        model = families.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
+                                    cogan.CoupledDiscriminator().to(dev))
+        batch, betas, bf16, compile_ = p["batch_size"], p["betas"], p["bf16"], p["compile"]
+    else:
+        p, shared = params[family], params["gan"]
+        spec = params_mod.parse_run_id(what)
+        x = scoring.to_model_input(train["x"]).to(dev)
+        data = (x, torch.as_tensor(train["y"], dtype=torch.long, device=dev)) if family == "ccgan" else (x,)
+        model = families.image_gan(data, conditional=family == "ccgan", width=spec.width, depth=spec.depth,
+                                   latent=shared["latent"], vbn_batch=spec.batch_size if spec.vbn else 0,
+                                   real_target=p["label_smoothing"] if spec.smoothing else 1.0, seed=params["seed"])
+        batch, betas, bf16, compile_ = spec.batch_size, shared["betas"], shared["bf16"], shared["compile"]
+    config = training.TrainConfig(epochs=p["epochs"], batch_size=batch, lr=p["lr"], betas=tuple(betas),
+                                  seed=params["seed"], train_limit=p["train_limit"], bf16=bf16, compile=compile_,
+                                  lr_decay=p["lr_decay"], ema=p["ema"])
+    return model, data, config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("family", choices=("dcgan", "ccgan", "cogan"))
+    parser.add_argument("what", help="run id (F1-D1-B64) or CoGAN pair (edge, negative, rotate)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="params override")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default="data/prepared")
+    parser.add_argument("--scorer", default="models/lenet")
+    parser.add_argument("--domain-scorer", default="models/lenet_edge")
+    parser.add_argument("--samples", type=int, default=5000, help="digits (pairs) per score (default: %(default)s)")
+    parser.add_argument("--out", help="JSON file for the per-epoch records")
+    args = parser.parse_args(argv)
+
+    sets = dict(item.partition("=")[::2] for item in args.set)
+    params = params_mod.validate(params_mod.apply_overrides(yaml.safe_load(Path(args.params).read_text()),
+                                                            {k: yaml.safe_load(v) for k, v in sets.items()}))
+    set_cpu_threads(params)
+    dev = devices.select(params["device"])
+    devices.seed_everything(params["seed"])
+    model, data, config = build(args.family, args.what, params, Path(args.data), dev)
+    scorer, ref_stats = classifier.load_scorer(args.scorer, dev)
+    batch, seed = params["scoring"]["batch_size"], params["seed"] + sampling.EVAL_SEED
+    if args.family == "cogan":
+        if args.what in domains.INVERSES:
+            second, back = scorer, domains.INVERSES[args.what]
+        else:
+            second, back = classifier.load_scorer(args.domain_scorer, dev)[0], (lambda x: x)
+
+        def classify(x1, x2):
+            return (classifier.predict(scorer, x1, batch, dev).argmax(1),
+                    classifier.predict(second, back(x2), batch, dev).argmax(1))
+
+        def score(g):
+            s = sampling.agreement_scores(g, args.what, args.samples, seed, batch, classify)
+            return {k: s[k] for k in ("agreement", "agreement_chance", "agreement_normalised", "label_agreement")}
+    else:
+        def score(g):
+            s = sampling.lenet_scores(g, scorer, ref_stats, args.samples, seed, batch)
+            return {k: v for k, v in s.items() if k in ("lenet_acc", "is", "fid")}
+
+    clock = {"train_s": 0.0, "since": time.perf_counter()}
+    per_epoch = min(len(data[0]), config.train_limit or len(data[0])) // config.batch_size * config.batch_size
+    records = []
+
+    def evaluate(g):
+        clock["train_s"] += time.perf_counter() - clock["since"]
+        record = {"images": per_epoch * (len(records) + 1), "train_min": round(clock["train_s"] / 60, 2), **score(g)}
+        if g is not model.generator:  # ema on: G itself too
+            record.update({f"g_{k}": v for k, v in score(model.generator).items()})
+        records.append(record)
+        print("budget: " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                    for k, v in record.items()), flush=True)
+        clock["since"] = time.perf_counter()
+        return {}
+
+    training.train(model, data, config, name=f"budget {args.family} {args.what}", evaluate=evaluate)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"argv": sys.argv[1:], "records": records}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
