@@ -6,7 +6,9 @@ picked up with its defaults and only the expensive knobs are turned down here.
 
 from __future__ import annotations
 
-import copy
+# The same dotted-key overrides the smoke run of the paper graph applies (its budget is
+# mnistgan.smoke.SMOKE_BUDGET: budget keys only, on top of profiles/paper.yaml).
+from mnistgan.smoke import apply_overrides  # noqa: F401
 
 TINY_OVERRIDES: dict[str, object] = {
     # one thread per stage: tiny models gain nothing from more, and queued or parallel stages on
@@ -44,17 +46,3 @@ TINY_OVERRIDES: dict[str, object] = {
     "cogan.eval_every": 1,
     "cogan.eval_samples": 100,
 }
-
-
-def apply_overrides(params: dict, overrides: dict[str, object]) -> dict:
-    """Return a copy of ``params`` with dotted keys replaced; an unknown key is an error."""
-    out = copy.deepcopy(params)
-    for dotted, value in overrides.items():
-        node = out
-        *path, last = dotted.split(".")
-        for k in path:
-            node = node[k]
-        if last not in node:
-            raise KeyError(f"override of unknown param {dotted}")
-        node[last] = value
-    return out
