@@ -23,6 +23,8 @@ import browser
 from conftest import ROOT, shared_mnist
 from tiny import TINY_OVERRIDES, apply_overrides
 
+from mnistgan.smoke import HEADLINE
+
 pytestmark = pytest.mark.e2e
 
 MNIST = shared_mnist()
@@ -294,22 +296,8 @@ def test_ccgan_changes_rerun_only_ccgan_stages_and_their_dependants(tiny_repo, t
     assert must | {"train_ccgan@F1-D1-B64"} <= ran <= must | may | {"train_ccgan@F1-D1-B64"}, ran
 
 
-HEADLINE = {  # key -> (low, high); None = a non-empty string
-    "profile": None, "device": None,
-    "lenet.test_acc": (0, 1),
-    "dcgan.best.config": None, "dcgan.best.fid": (0, 1e4), "dcgan.best.is": (1, 10),
-    "ccgan.best.config": None, "ccgan.best.lenet_acc": (0, 1), "ccgan.best.is": (1, 10), "ccgan.best.fid": (0, 1e4),
-    "hybrid.acc_real_0.0": (0, 1), "hybrid.acc_real_0.1": (0, 1), "hybrid.acc_real_1.0": (0, 1),
-    "lenet.test_acc_ci95": "ci", "ccgan.best.lenet_acc_ci95": "ci", "hybrid.acc_real_0.0_ci95": "ci",
-    **{f"pca.{m}.{k}": (1, 784) for m in ("global", "per_class", "ppca")
-       for k in ("saturation_components", "fid_saturation_components")},
-    "pca.per_class.best.lenet_acc": (0, 1), "pca.global.best.lenet_acc": (0, 1), "pca.ppca.best.lenet_acc": (0, 1),
-    **{f"cogan.{p}.{k}": (0, 1) for p in ("rotate", "negative", "edge")
-       for k in ("agreement", "agreement_chance", "label_agreement", "label_agreement_chance")},
-    **{f"cogan.{p}.{k}": (-1, 1) for p in ("rotate", "negative", "edge") for k in ("agreement_normalised",)},
-    **{f"cogan.{p}.{k}": "ci" for p in ("rotate", "negative", "edge") for k in ("agreement_ci95", "label_agreement_ci95")},
-    "lenet_edge.test_acc": (0, 1),
-}
+# HEADLINE: key -> (low, high); None = a non-empty string; "ci" = a 95% interval (shared with the
+# smoke run of the paper graph, mnistgan.smoke)
 
 
 def test_summary_has_every_headline_key_in_range_and_report_is_reproduced_exactly(tiny_repo, tmp_path):

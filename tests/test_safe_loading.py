@@ -368,11 +368,11 @@ def test_scan_accepts_safe_calls_however_they_are_laid_out(tree_copy):
 
 
 def test_scan_fails_when_a_library_load_loses_weights_only(tmp_path):
-    """The real gan.py with weights_only=True removed from one call is caught."""
+    """The real checkpoints.py with weights_only=True removed from its load is caught."""
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    gan_py = tmp_path / "src" / "mnistgan" / "gan.py"
-    text = gan_py.read_text()
-    assert text.count(", weights_only=True)") == 2
-    gan_py.write_text(text.replace(", weights_only=True)", ")", 1))
+    module = tmp_path / "src" / "mnistgan" / "checkpoints.py"
+    text = module.read_text()
+    assert text.count(", weights_only=True)") == 1
+    module.write_text(text.replace(", weights_only=True)", ")", 1))
     problems, _ = scan_loads(tmp_path / "src")
-    assert len(problems) == 1 and problems[0].startswith("src/mnistgan/gan.py:") and "weights_only" in problems[0]
+    assert len(problems) == 1 and problems[0].startswith("src/mnistgan/checkpoints.py:") and "weights_only" in problems[0]
