@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from mnistgan import gan, params as params_mod, plan
+from mnistgan import params as params_mod, plan
 from mnistgan.errors import PipelineError
 from mnistgan.models import cogan, dcgan, lenet
 from mnistgan.smoke import apply_overrides
