@@ -332,7 +332,10 @@ def run(root: Path, args) -> int:
                                           max_retries=args.retries)
     try:
         if upstream:
-            done = ray.get(task.remote({**base, "name": "upstream", "stages": upstream}))
+            try:
+                done = ray.get(task.remote({**base, "name": "upstream", "stages": upstream}))
+            except Exception as exc:  # noqa: BLE001 - one line, as for a shard
+                raise PipelineError(f"the upstream stages failed: {_ray_error(exc)} (log: {workdir}/upstream.log)")
             print(f"shard: upstream on {done['host']} in {done['seconds']:.0f}s: "
                   + ", ".join(f"{s} {how}" for s, how in done["stages"].items()), flush=True)
         pending = {task.remote({**base, "name": f"shard-{i}", "stages": s}): f"shard-{i}"
