@@ -35,6 +35,15 @@ def test_the_smoke_budget_changes_budget_keys_only_and_keeps_the_papers_grid():
     assert tiny["cogan"]["width"] == 1.0 and tiny["pca"]["components"][-1] == 256
 
 
+def test_the_budget_trains_one_batch_of_the_largest_batch_in_the_grid():
+    raw = smoke.apply_overrides(PAPER, {"dcgan.runs": ["F1-D1-B32", "F1-D1-B256"], "cogan.batch_size": 100})
+    budget = smoke.smoke_budget(raw)
+    assert budget["dcgan.train_limit"] == 256 and budget["ccgan.train_limit"] == 128
+    assert budget["cogan.train_limit"] == 100 and budget["data.train_limit"] == 2000
+    tiny = smoke.with_budget(params_mod.validate(raw))
+    assert tiny["dcgan"]["runs"] == ["F1-D1-B32", "F1-D1-B256"]
+
+
 def test_budget_keys_are_all_real_params_and_no_grid_key_is_one():
     flat = smoke.flatten(PAPER)
     assert smoke.BUDGET_KEYS <= flat.keys()

@@ -110,10 +110,10 @@ def parse_repro(log: str) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- in a clone
-def sh(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> str:
+def sh(cmd: list[str], cwd: Path, log: Path, env: dict[str, str], started=None) -> str:
     """Run ``cmd`` under a supervisor that dies with this process (mnistgan.parallel's: if the
     worker is killed, so is the stage), appending its output to ``log``; return the output or
-    raise PipelineError with its last line."""
+    raise PipelineError with its last line. ``started(pgid)`` is told the command's process group."""
     import shlex
 
     from .parallel import SUPERVISOR
@@ -124,6 +124,8 @@ def sh(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> str:
         proc = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(os.getpid()), shlex.join(cmd)], cwd=cwd,
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
+        if started:
+            started(proc.pid)
         out = []
         for line in proc.stdout:
             f.write(line)
@@ -183,7 +185,9 @@ def run_stages(spec: dict[str, Any]) -> dict[str, Any]:
     root, log = workdir / spec["name"], workdir / f"{spec['name']}.log"
     env = {**os.environ, **spec["env"],
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    state = {"name": spec["name"], "host": socket.gethostname(), "pid": os.getpid(), "stage": None, "done": []}
+    # <workdir>/<name>.json: where the shard is (its worker's pid, the stage running and its process group)
+    state = {"name": spec["name"], "host": socket.gethostname(), "pid": os.getpid(), "stage": None, "pgid": None,
+             "done": []}
 
     def note(**kw) -> None:
         state.update(kw)
@@ -197,7 +201,7 @@ def run_stages(spec: dict[str, Any]) -> dict[str, Any]:
     results = {}
     for stage in spec["stages"]:
         note(stage=stage)
-        did = parse_repro(sh([*DVC, "repro", "--pull", stage], root, log, env))
+        did = parse_repro(sh([*DVC, "repro", "--pull", stage], root, log, env, lambda pgid: note(pgid=pgid)))
         results[stage] = did.get(stage, "unchanged")
         sh([*DVC, "commit", "--force", stage], root, log, env)  # also into the run cache (see module doc)
         sh([*DVC, "push", "--run-cache", stage], root, log, env)
@@ -328,7 +332,10 @@ def run(root: Path, args) -> int:
                                           max_retries=args.retries)
     try:
         if upstream:
-            done = ray.get(task.remote({**base, "name": "upstream", "stages": upstream}))
+            try:
+                done = ray.get(task.remote({**base, "name": "upstream", "stages": upstream}))
+            except Exception as exc:  # noqa: BLE001 - one line, as for a shard
+                raise PipelineError(f"the upstream stages failed: {_ray_error(exc)} (log: {workdir}/upstream.log)")
             print(f"shard: upstream on {done['host']} in {done['seconds']:.0f}s: "
                   + ", ".join(f"{s} {how}" for s, how in done["stages"].items()), flush=True)
         pending = {task.remote({**base, "name": f"shard-{i}", "stages": s}): f"shard-{i}"

@@ -116,10 +116,24 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def smoke_budget(params: dict) -> dict[str, Any]:
+    """:data:`SMOKE_BUDGET`, with each family's images per epoch raised to its largest batch (a
+    grid with B256 runs trains one batch of 256), and the data to hold them."""
+    budget = dict(SMOKE_BUDGET)
+    for family in ("dcgan", "ccgan"):
+        largest = max(params_mod.parse_run_id(r).batch_size for r in params[family]["runs"])
+        budget[f"{family}.train_limit"] = max(budget[f"{family}.train_limit"], largest)
+    budget["cogan.train_limit"] = max(budget["cogan.train_limit"], params["cogan"]["batch_size"])
+    budget["data.train_limit"] = max(budget["data.train_limit"], budget["dcgan.train_limit"],
+                                     budget["ccgan.train_limit"], 2 * budget["cogan.train_limit"] + 10)
+    return budget
+
+
 def with_budget(params: dict, budget: dict[str, Any] | None = None) -> dict:
-    """``params`` with only budget keys replaced, validated again (a budget that breaks a
-    cross-field rule, e.g. more scored samples than test digits, is one line too)."""
-    budget = SMOKE_BUDGET if budget is None else budget
+    """``params`` with only budget keys replaced (default: :func:`smoke_budget`), validated again
+    (a budget that breaks a cross-field rule, e.g. more scored samples than test digits, is one
+    line too)."""
+    budget = smoke_budget(params) if budget is None else budget
     bad = sorted(set(budget) - BUDGET_KEYS)
     if bad:
         raise PipelineError(f"{bad[0]} is not a budget key (budget keys: {', '.join(sorted(BUDGET_KEYS))})")
@@ -270,7 +284,7 @@ def run(root: Path, profile: Path, workdir: Path | None, jobs: int = 1, keep: bo
         raise PipelineError(f"--workdir {workdir} is not empty")
     repo = workdir / "repo"
     repo.mkdir(parents=True)
-    changed = ", ".join(f"{k}={v}" for k, v in (budget if budget is not None else SMOKE_BUDGET).items())
+    changed = ", ".join(f"{k}={v}" for k, v in (budget if budget is not None else smoke_budget(params)).items())
     make_repo(root, repo, params, f"# {profile} with tiny budgets (python -m mnistgan.smoke): {changed}\n")
     expected = stage_names(repo)
     print(f"smoke: {len(expected)} stages of {profile} with tiny budgets in {repo}; log: {workdir / 'smoke.log'}",
