@@ -36,7 +36,7 @@ def test_the_smoke_budget_changes_budget_keys_only_and_keeps_the_papers_grid():
 
 
 def test_the_budget_trains_one_batch_of_the_largest_batch_in_the_grid():
-    raw = smoke.apply_overrides(PAPER, {"dcgan.runs": ["F1-D1-B32", "F1-D1-B256"], "cogan.batch_size": 100})
+    raw = params_mod.apply_overrides(PAPER, {"dcgan.runs": ["F1-D1-B32", "F1-D1-B256"], "cogan.batch_size": 100})
     budget = smoke.smoke_budget(raw)
     assert budget["dcgan.train_limit"] == 256 and budget["ccgan.train_limit"] == 128
     assert budget["cogan.train_limit"] == 100 and budget["data.train_limit"] == 2000
