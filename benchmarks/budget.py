@@ -75,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sets = dict(item.partition("=")[::2] for item in args.set)
-    params = params_mod.validate(params_mod.apply_overrides(yaml.safe_load(Path(args.params).read_text()),
-                                                            {k: yaml.safe_load(v) for k, v in sets.items()}))
+    try:
+        params = params_mod.validate(params_mod.apply_overrides(yaml.safe_load(Path(args.params).read_text()),
+                                                                {k: yaml.safe_load(v) for k, v in sets.items()}))
+    except (OSError, yaml.YAMLError, params_mod.ParamsError) as exc:
+        parser.error(str(exc).splitlines()[0])
     set_cpu_threads(params)
     dev = devices.select(params["device"])
     devices.seed_everything(params["seed"])
