@@ -3,7 +3,7 @@
 Domain 1 is the original digits of half A of the training set, domain 2 the transformed
 (--pair: rotate, negative or edge) digits of the disjoint half B (data/prepared/domains.npz):
 no pair is ever shown, the joint distribution comes from weight sharing alone. Settings come
-from the `cogan` section of params.yaml.
+from the `cogan` section of params.yaml (epochs: cogan.epochs_by_pair[pair], else cogan.epochs).
 
 Per epoch, dvclive logs d_loss and g_loss (sums over both domains), d_acc_real and d_acc_fake
 (means over both); every cogan.eval_every epochs also the scores of cogan.eval_samples pairs
@@ -33,13 +33,14 @@ from mnistgan import (checkpoints, classifier, device as devices, domains, famil
 from mnistgan.cli import run_stage
 from mnistgan.files import load_npz
 from mnistgan.models import cogan
-from mnistgan.params import COGAN_DOMAINS
+from mnistgan.params import COGAN_DOMAINS, cogan_epochs
 
 GRID_BLOCKS, GRID_COLUMNS = 4, 10
 
 
 def main(args, params):
     p, seed, pair = params["cogan"], params["seed"], args.pair
+    epochs = cogan_epochs(p, pair)
     dev = devices.select(params["device"])
     devices.seed_everything(seed)
 
@@ -50,7 +51,7 @@ def main(args, params):
     model = families.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
                                 cogan.CoupledDiscriminator().to(dev))
 
-    config = training.TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+    config = training.TrainConfig(epochs=epochs, batch_size=p["batch_size"], lr=p["lr"],
                                   betas=tuple(p["betas"]), seed=seed, train_limit=p["train_limit"],
                                   eval_every=p["eval_every"], bf16=p["bf16"], compile=p["compile"],
                                   lr_decay=p["lr_decay"], ema=p["ema"])
@@ -72,10 +73,10 @@ def main(args, params):
         trained = training.train(
             model, data, config, name=name, identity=identity, checkpoint=args.checkpoint,
             evaluate=lambda g: {k: v for k, v in scores(g).items() if isinstance(v, float)},  # curves: numbers only
-            on_epoch=training.dvclive_logger(live, name, p["epochs"]),
+            on_epoch=training.dvclive_logger(live, name, epochs),
         )
         final = scores(trained.generator)
-        live.summary.update({**final, "epochs": p["epochs"]})
+        live.summary.update({**final, "epochs": epochs})
     print(f"{name}: pixel agreement {final['agreement']:.4f} (chance {final['agreement_chance']:.4f}, "
           f"normalised {final['agreement_normalised']:.3f}); label agreement {final['label_agreement']:.4f} "
           f"(chance {final['label_agreement_chance']:.4f}) on {final['pairs']} pairs", flush=True)
@@ -83,10 +84,10 @@ def main(args, params):
     z = sampling.latent_noise(GRID_BLOCKS * GRID_COLUMNS, p["latent"], seed + sampling.GRID_SEED)
     pairs = sampling.generate(trained.generator, z).numpy().reshape(GRID_BLOCKS, GRID_COLUMNS, 2, 28, 28)
     rows = pairs.transpose(0, 2, 1, 3, 4).reshape(-1, 28, 28)  # block by block: domain-1 row, domain-2 row
-    figures.save_grid(args.grid, rows, nrow=GRID_COLUMNS, title=f"CoGAN original / {pair}, epoch {p['epochs']}",
+    figures.save_grid(args.grid, rows, nrow=GRID_COLUMNS, title=f"CoGAN original / {pair}, epoch {epochs}",
                       row_labels=["original", pair] * GRID_BLOCKS)
     generators.save_generator(args.out, trained.generator, "cogan",
-                              {"pair": pair, "epochs": p["epochs"], "final": trained.history[-1]})
+                              {"pair": pair, "epochs": epochs, "final": trained.history[-1]})
 
 
 def digit_reader(pair: str, scorer_dir: str, domain_scorer_dir: str, batch_size: int, dev):

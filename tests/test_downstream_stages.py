@@ -43,6 +43,8 @@ OVERRIDES = {
     "hybrid.total": 200,
     "hybrid.test_images": 0,
     "hybrid.epochs": 1,
+    "hybrid.curve_total": 0,  # one budget: the headline r = 0 and r = 1 are the curve's classifiers
+    "hybrid.curve_epochs": 0,
     "hybrid.real_fractions": [0.0, 0.1, 0.25, 1.0],
     "hybrid.sweep.real_fraction": 0.5,
     "hybrid.sweep.lrs": [0.001, 0.01],
@@ -193,10 +195,12 @@ def test_train_hybrid_outputs_and_per_class_fractions(world, hybrid_world, monke
     jobs = ([(mixing.fractions_by_class(r), h["lr"], h["batch_size"]) for r in fractions]
             + [(mixing.fractions_by_class(h["sweep"]["real_fraction"]), lr, bs) for lr, bs in sweep]
             + [(mixing.fractions_by_class(m["default"], m["per_class"]), h["lr"], h["batch_size"])
-               for m in h["mixes"].values()])
-    # uniform_10 is the r = 0.1 classifier again: trained once, reported twice.
+               for m in h["mixes"].values()]
+            + [(mixing.fractions_by_class(r), h["lr"], h["batch_size"]) for r in mixing.HEADLINE_FRACTIONS])
+    # uniform_10 is the r = 0.1 classifier again, and at one budget the headline r = 0 and r = 1
+    # are the curve's: trained once, reported twice.
     distinct = [job for i, job in enumerate(jobs) if job not in jobs[:i]]
-    assert len(distinct) == len(jobs) - 1
+    assert len(distinct) == len(jobs) - 3
     progress = [l for l in capsys.readouterr().out.splitlines() if l.startswith("train_hybrid: [")]
     assert len(progress) == len(jobs)  # one progress line per classifier
     assert "mix uniform_10" in progress[len(fractions) + len(sweep)] and "not retrained" in progress[len(fractions) + len(sweep)]
@@ -223,13 +227,43 @@ def test_train_hybrid_outputs_and_per_class_fractions(world, hybrid_world, monke
 
     metrics = json.loads((out / "metrics/hybrid.json").read_text())
     for key in ("acc_real_0.0", "acc_real_0.1", "acc_real_0.25", "acc_real_1.0"):
-        assert 0.0 <= metrics[key] <= 1.0, key
+        assert 0.0 <= metrics["curve"][key] <= 1.0, key
+    for key in ("acc_real_0.0", "acc_real_1.0"):  # one budget: the headline is the curve's end points
+        assert metrics[key] == metrics["curve"][key]
+    assert (metrics["total"], metrics["curve_total"]) == (h["total"], h["total"])
+    near = {float(row["r"]): float(row["test_acc"]) for row in curve}
+    assert metrics["fig9_smallest_r"] == min(r for r, acc in near.items() if acc >= near[1.0] - 0.005)
     best = metrics["sweep"]["best"]
     assert (best["lr"], best["batch_size"]) in sweep
     assert best["test_acc"] == pytest.approx(max(float(row["test_acc"]) for row in grid), abs=1e-6)
     assert set(metrics["mixes"]) == set(h["mixes"]) and metrics["classifiers_trained"] == len(distinct)
-    assert metrics["mixes"]["uniform_10"]["test_acc"] == metrics["acc_real_0.1"]
+    assert metrics["mixes"]["uniform_10"]["test_acc"] == metrics["curve"]["acc_real_0.1"]
     assert metrics["mixes"]["class0_40"]["real_share"] > metrics["mixes"]["uniform_10"]["real_share"]
+
+
+def test_train_hybrid_headline_has_its_own_budget(world, hybrid_world, monkeypatch):
+    """r = 0 and r = 1 train on hybrid.total images for hybrid.epochs; the rest on the curve's budget."""
+    out = hybrid_world
+    p = tiny_params(**{"hybrid.total": 240, "hybrid.epochs": 2, "hybrid.curve_total": 100, "hybrid.curve_epochs": 1,
+                       "hybrid.sweep.lrs": [0.001], "hybrid.sweep.batch_sizes": [32]})
+    seen = []
+    real_train = classifier.train_classifier
+
+    def spy(x, y, *args, **kwargs):
+        seen.append((len(y), kwargs["epochs"], float((np.asarray(x)[:, 0, 0] != SYNTHETIC_MARK).mean())))
+        return real_train(x, y, *args, **kwargs)
+
+    monkeypatch.setattr(classifier, "train_classifier", spy)
+    args = argparse.Namespace(data=str(world / "data/prepared"), synthetic=str(out / "synthetic.npz"),
+                              plots=str(out / "plots/hybrid"), metrics=str(out / "metrics/hybrid.json"))
+    load_stage("train_hybrid").main(args, p)
+    headline = [s for s in seen if s[:2] == (240, 2)]
+    assert [share for _, _, share in headline] == [0.0, 1.0]  # r = 0 all synthetic, r = 1 all real
+    assert len(headline) + sum(s[:2] == (100, 1) for s in seen) == len(seen)
+    metrics = json.loads((out / "metrics/hybrid.json").read_text())
+    assert (metrics["total"], metrics["epochs"], metrics["curve_total"], metrics["curve_epochs"]) == (240, 2, 100, 1)
+    assert set(metrics["curve"]) == {f"acc_real_{r}{ci}" for r in ("0.0", "0.1", "0.25", "1.0") for ci in ("", "_ci95")}
+    assert metrics["fig9_smallest_r"] in (0.0, 0.1, 0.25, 1.0)
 
 
 def test_fraction_keys_have_one_decimal():
@@ -275,6 +309,10 @@ def test_pca_sweep_outputs(world, tmp_path):
     ("hybrid.real_fractions", [-0.1], r"hybrid.real_fractions\[0\] must be >= 0.0"),
     ("hybrid.real_fractions", [], "hybrid.real_fractions must have at least 1"),
     ("hybrid.real_fractions", [0.1, 0.1], "hybrid.real_fractions repeats 0.1"),
+    ("hybrid.real_fractions", [0.0, 0.5], "hybrid.real_fractions must contain 1.0"),
+    ("hybrid.curve_total", 5000, r"hybrid.curve_total \(5000\) exceeds the 1200 images"),
+    ("cogan.epochs_by_pair", {"edges": 2}, "cogan.epochs_by_pair name must be one of rotate, negative, edge"),
+    ("cogan.epochs_by_pair", {"edge": 0}, "cogan.epochs_by_pair.edge must be >= 1"),
     ("hybrid.sweep.real_fraction", 1.1, "hybrid.sweep.real_fraction must be <= 1.0"),
     ("hybrid.sweep.lrs", [], "hybrid.sweep.lrs must have at least 1"),
     ("hybrid.sweep.batch_sizes", [0], r"hybrid.sweep.batch_sizes\[0\] must be >= 1"),

@@ -211,7 +211,9 @@ def good() -> dict:
     ({"cogan.shared_layers": -1}, r"cogan\.shared_layers must be >= 0"),
     ({"gan.betas": [0.5, 1.0]}, r"gan\.betas\[1\] must be <= 0\.9999"),
     ({"ccgan.epochs": 5, "ccgan.eval_every": 2}, r"ccgan\.eval_every \(2\) must divide ccgan\.epochs \(5\)"),
-    ({"dcgan.train_limit": 16}, r"dcgan\.runs\[0\]: the batch of F1-D1-B32 exceeds the 16 images"),
+    ({"dcgan.train_limit": 16}, r"dcgan\.runs\[0\]: the batch of F1-D1-B\d+ exceeds the 16 images"),
+    ({"cogan.epochs": 2, "cogan.eval_every": 2, "cogan.epochs_by_pair": {"edge": 3}},
+     r"cogan\.eval_every \(2\) must divide cogan\.epochs_by_pair\.edge \(3\)"),
     ({"cogan.train_limit": 8}, r"cogan\.batch_size \(32\) exceeds the 8 image pairs"),
     ({"gan.eval_samples": 50}, r"gan\.eval_samples \(50\) must exceed lenet\.hidden\[1\]"),
 ])

@@ -14,6 +14,7 @@ from mnistgan.mixing import (
     hybrid_set,
     mnist_train_counts,
     real_counts,
+    smallest_fraction_near_all_real,
 )
 
 
@@ -168,3 +169,12 @@ def test_default_counts_need_a_real_pool():
 def test_fractions_by_class_refuses_unknown_classes():
     with pytest.raises(MixingError, match="unknown class 12"):
         fractions_by_class(0.1, {12: 0.4})
+
+
+def test_fig9_smallest_fraction_near_all_real():
+    curve = {0.0: 0.90, 0.1: 0.975, 0.2: 0.984, 0.5: 0.979, 1.0: 0.986}
+    assert smallest_fraction_near_all_real(curve) == 0.2  # 0.984 >= 0.986 - 0.005; 0.975 is not
+    assert smallest_fraction_near_all_real(curve, tolerance=0.02) == 0.1
+    assert smallest_fraction_near_all_real({1.0: 0.5, 0.3: 0.1}) == 1.0
+    with pytest.raises(MixingError, match="no r = 1.0"):
+        smallest_fraction_near_all_real({0.0: 0.9})

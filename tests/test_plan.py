@@ -44,19 +44,26 @@ def test_quick_work_follows_the_train_limits():
     assert work["train_dcgan@F1-D1-B32"].images == 96            # 3 whole batches of the 100
     assert work["train_dcgan@F2-D3-B64-vbn"].images == 64
     assert work["train_dcgan@F2-D3-B64-vbn"].config.name == "dcgan/F2-D3-B64-vbn"
-    assert work["train_cogan@rotate"].images == 12800             # cogan.train_limit, whole batches of 32
+    assert work["train_cogan@rotate"].images == 29984             # all of the smaller half, whole batches of 32
+    assert work["train_cogan@rotate"].epochs == QUICK["cogan"]["epochs_by_pair"]["rotate"]
+    assert work["train_cogan@edge"].epochs == QUICK["cogan"]["epochs"]
 
 
 def test_hybrid_trains_each_recurring_setting_once():
     stages = {w.stage: w for w in plan.lenet_work(QUICK)}
     hybrid = stages["train_hybrid"]
-    # 11 real fractions; the sweep (0.1 x 3 lrs x 2 batches) repeats r = 0.1 at lr 0.001, batch 32;
-    # the uniform_10 mix repeats it too; class0_40 is new
-    assert len(hybrid.parts) == 11 + 5 + 1
+    # the headline r = 0 and r = 1 on all 60,000 images; 11 real fractions on the curve's budget;
+    # the sweep (0.1 x 3 lrs x 2 batches) repeats r = 0.1 at lr 0.001, batch 32; the uniform_10
+    # mix repeats it too; class0_40 is new
+    assert len(hybrid.parts) == 2 + 11 + 5 + 1
     assert {p.config.batch for p in hybrid.parts} == {32, 128}
-    assert all(p.images == 10000 and p.epochs == 1 for p in hybrid.parts)
+    h = QUICK["hybrid"]
+    assert [(p.images, p.epochs) for p in hybrid.parts[:2]] == [(60000, h["epochs"])] * 2
+    assert all(p.images == h["curve_total"] and p.epochs == h["curve_epochs"] for p in hybrid.parts[2:])
     assert stages["train_lenet"].parts[0].images == 60000
     assert stages["train_edge_lenet"].parts[0].epochs == QUICK["cogan"]["domain_lenet_epochs"]
+    paper = {w.stage: w for w in plan.lenet_work(PAPER)}["train_hybrid"]
+    assert len(paper.parts) == 11 + 8 + 1  # one budget: the headline is the curve's r = 0 and r = 1
 
 
 def _real_params(*nets) -> int:

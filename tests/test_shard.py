@@ -211,8 +211,8 @@ def test_a_bad_run_id_fails_with_one_line_before_any_work(tmp_path):
     for rel in project_files(ROOT):
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, repo / rel)
-    params = (repo / "params.yaml").read_text().replace("runs: [F1-D1-B32]     # paper: all 27 of F",
-                                                        "runs: [F1-D1-B0]     # paper: all 27 of F", 1)
+    params = (repo / "params.yaml").read_text().replace("runs: [F1-D1-B32]     # the report's best; paper: all 27 of F",
+                                                        "runs: [F1-D1-B0]     # the report's best; paper: all 27 of F", 1)
     (repo / "params.yaml").write_text(params)
     r = subprocess.run([sys.executable, "-m", "mnistgan.shard", "--remote", str(tmp_path / "remote"),
                         "--workdir", str(tmp_path / "work")], cwd=repo, capture_output=True, text=True, timeout=600)

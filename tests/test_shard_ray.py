@@ -37,7 +37,7 @@ if MNIST is None:
                 "holding the four .gz files)", allow_module_level=True)
 
 RUN = "F1-D1-B32"
-OVERRIDES = {**TINY_OVERRIDES, "ccgan.epochs": 4, "ccgan.train_limit": 640, "ccgan.eval_every": 1,
+OVERRIDES = {**TINY_OVERRIDES, "ccgan.runs": [RUN], "ccgan.epochs": 4, "ccgan.train_limit": 640, "ccgan.eval_every": 1,
              "dcgan.runs": ["F1-D1-B32", "F1-D2-B32"]}
 SHARDED = [f"train_ccgan@{RUN}", "train_dcgan@F1-D1-B32", "train_dcgan@F1-D2-B32",
            "train_cogan@rotate", "train_cogan@negative", "train_cogan@edge"]

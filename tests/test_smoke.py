@@ -60,7 +60,7 @@ def test_expected_keys_are_what_evaluate_wrote_for_the_committed_quick_run():
     quick = params_mod.load(ROOT / "params.yaml")
     assert smoke.summary_problems(summary, quick) == []
     keys = smoke.expected_keys(quick)
-    assert "dcgan.runs.F1-D1-B32.fid" in keys and "hybrid.acc_real_0.1_ci95" in keys
+    assert "dcgan.runs.F1-D1-B32.fid" in keys and "hybrid.real_fraction_ci95.0.1" in keys
     assert "timings.train_cogan@edge.wall_s" in keys and "pca.ppca.curve.256.fid" in keys
 
 
@@ -73,11 +73,12 @@ def test_expected_keys_follow_the_profile():
 def test_summary_problems_names_a_missing_key_and_a_value_out_of_range():
     summary = json.loads((ROOT / "metrics/summary.json").read_text())
     quick = params_mod.load(ROOT / "params.yaml")
-    del summary["ccgan"]["runs"]["F1-D1-B32"]["lenet_acc"]
+    run = quick["ccgan"]["runs"][0]
+    del summary["ccgan"]["runs"][run]["lenet_acc"]
     summary["dcgan"]["best"]["is"] = 11.0
     summary["lenet"]["test_acc_ci95"] = [0.2, 0.3]
     assert smoke.summary_problems(summary, quick) == [
-        "metrics/summary.json has no ccgan.runs.F1-D1-B32.lenet_acc",
+        f"metrics/summary.json has no ccgan.runs.{run}.lenet_acc",
         "metrics/summary.json: dcgan.best.is = 11.0 is out of range (1, 10)",
         "metrics/summary.json: lenet.test_acc_ci95 = [0.2, 0.3] is not a 95% interval around lenet.test_acc"]
 

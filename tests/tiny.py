@@ -25,6 +25,8 @@ TINY_OVERRIDES: dict[str, object] = {
     "hybrid.total": 600,
     "hybrid.test_images": 200,
     "hybrid.epochs": 1,
+    "hybrid.curve_total": 300,  # a smaller budget for the curve, the sweep and the mixes, as in params.yaml
+    "hybrid.curve_epochs": 1,
     "hybrid.real_fractions": [0.0, 0.1, 1.0],
     "hybrid.sweep.lrs": [0.001],
     "hybrid.sweep.batch_sizes": [32, 64],

@@ -26,6 +26,14 @@ from .errors import PipelineError
 # Images per digit 0..9 in the 60,000-image MNIST training set.
 MNIST_TRAIN_CLASS_COUNTS: tuple[int, ...] = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 
+# The real fractions behind the headline numbers, trained on the full-budget set (hybrid.total,
+# hybrid.epochs): r = 0 is "train on synthetic, test on real", r = 1 the same LeNet on real data.
+HEADLINE_FRACTIONS: tuple[float, ...] = (0.0, 1.0)
+
+# Report 000's Fig 9 claim, read as: the smallest real fraction whose accuracy is within this
+# of r = 1.0's on the same curve (the summary key hybrid.fig9_smallest_r).
+FIG9_TOLERANCE = 0.005
+
 # Products r * n within this of k + 1/2 count as the half: 0.7 * 45 is 31.499999999999996 in
 # binary floating point but 31.5 in the decimal the user wrote, and rounds up like 0.5 * 63.
 _HALF_GUARD = 1e-9
@@ -44,6 +52,13 @@ class Mixed(NamedTuple):
     x: np.ndarray
     y: np.ndarray
     is_real: np.ndarray
+
+
+def smallest_fraction_near_all_real(curve: Mapping[float, float], tolerance: float = FIG9_TOLERANCE) -> float:
+    """The smallest r of ``{r: accuracy}`` whose accuracy is at least r = 1.0's minus ``tolerance``."""
+    if 1.0 not in curve:
+        raise MixingError("the Fig 9 curve has no r = 1.0 to compare with")
+    return min(r for r, acc in curve.items() if acc >= curve[1.0] - tolerance)
 
 
 def mnist_train_counts(total: int = 60000) -> np.ndarray:

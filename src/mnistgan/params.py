@@ -204,13 +204,16 @@ class NamedMap:
 
     item: Any
     min_len: int = 1
+    key: Any = Name()  # what a name may be
 
     def check(self, key: str, v: Any) -> dict[str, Any]:
+        if v is None and self.min_len == 0:
+            return {}
         if not isinstance(v, dict):
             raise ParamsError(f"{key} must be a mapping of names to values (got {v!r})")
         if len(v) < self.min_len:
             raise ParamsError(f"{key} must have at least {self.min_len} item(s) (got {v!r})")
-        return {Name().check(f"{key} name", k): self.item.check(f"{key}.{k}", x) for k, x in v.items()}
+        return {self.key.check(f"{key} name", k): self.item.check(f"{key}.{k}", x) for k, x in v.items()}
 
 
 # ----------------------------------------------------------------------------- the schema
@@ -284,6 +287,8 @@ SCHEMA: dict[str, Any] = {
         "domain_lenet_epochs": Int(1, 1000),  # the edge-digit LeNet of the label agreement
         "lr_decay": Float(0.0, 1.0, lo_open=True),
         "ema": Float(0.0, 0.9999),
+        # epochs of the named pairs instead of cogan.epochs (a pair that couples early needs fewer)
+        "epochs_by_pair": NamedMap(Int(1, 10000), min_len=0, key=Choice(COGAN_DOMAINS)),
     },
     # --- downstream of the GANs: synthetic training set, hybrid classifiers, PCA (report 000, 4-5)
     "synthetic": {
@@ -293,9 +298,11 @@ SCHEMA: dict[str, Any] = {
         "batch_size": Int(1, 100000),  # images per generator forward pass (speed only)
     },
     "hybrid": {
-        "total": Int(0, 60000),  # images per hybrid training set; 0 = the prepared train size
+        "total": Int(0, 60000),  # images per set of the headline r = 0 and r = 1; 0 = the prepared train size
         "test_images": Int(0, 10000),  # stratified subset of the real test set; 0 = all of it
         "epochs": Int(1, 1000),
+        "curve_total": Int(0, 60000),  # images per set of Fig 9's curve, the sweep and the mixes; 0 = total
+        "curve_epochs": Int(0, 1000),  # their epochs; 0 = epochs
         "batch_size": Int(1, 60000),
         "lr": POS_LR,
         "lr_decay": Float(0.0, 1.0, lo_open=True),
@@ -410,6 +417,7 @@ def _downstream_sizes_fit(p: dict[str, Any]) -> None:
     n_test = p["data"]["test_limit"] or 10000
     for key, n, limit, kept_by in (
         ("hybrid.total", p["hybrid"]["total"], n_train, "data.train_limit"),
+        ("hybrid.curve_total", p["hybrid"]["curve_total"], n_train, "data.train_limit"),
         ("pca.fit_images", p["pca"]["fit_images"], n_train, "data.train_limit"),
         ("hybrid.test_images", p["hybrid"]["test_images"], n_test, "data.test_limit"),
         # PCA rebuilds scoring.samples real test digits
@@ -426,6 +434,9 @@ def _downstream_sizes_fit(p: dict[str, Any]) -> None:
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             raise ParamsError(f"{key} repeats {repeated[0]!r}")
+    if 1.0 not in p["hybrid"]["real_fractions"]:
+        raise ParamsError("hybrid.real_fractions must contain 1.0: Fig 9's claim (hybrid.fig9_smallest_r) "
+                          "compares every fraction with it")
 
 
 @cross_check
@@ -438,6 +449,10 @@ def _gan_schedules_fit(p: dict[str, Any]) -> None:
         if s["epochs"] % s["eval_every"]:
             raise ParamsError(f"{family}.eval_every ({s['eval_every']}) must divide {family}.epochs ({s['epochs']}), "
                               f"so the final epoch is scored")
+    for pair, epochs in p["cogan"]["epochs_by_pair"].items():
+        if epochs % p["cogan"]["eval_every"]:
+            raise ParamsError(f"cogan.eval_every ({p['cogan']['eval_every']}) must divide cogan.epochs_by_pair.{pair} "
+                              f"({epochs}), so the final epoch is scored")
     for family in ("dcgan", "ccgan"):
         images = min(p[family]["train_limit"] or n_train, n_train)
         for i, run in enumerate(p[family]["runs"]):
@@ -453,6 +468,12 @@ def _gan_schedules_fit(p: dict[str, Any]) -> None:
         if n <= features:
             raise ParamsError(f"{key} ({n}) must exceed lenet.hidden[1] ({features}), "
                               f"the LeNet-FID feature size, for a usable covariance")
+
+
+def cogan_epochs(cogan: dict[str, Any], pair: str) -> int:
+    """Epochs of one CoGAN pair: ``cogan.epochs_by_pair[pair]``, else ``cogan.epochs``."""
+    by_pair = cogan["epochs_by_pair"]
+    return by_pair[pair] if pair in by_pair else cogan["epochs"]
 
 
 # ----------------------------------------------------------------------------- which params a stage reads

@@ -31,7 +31,8 @@ import os
 from dataclasses import dataclass
 
 from .errors import PipelineError
-from .params import parse_run_id
+from .mixing import HEADLINE_FRACTIONS
+from .params import cogan_epochs, parse_run_id
 
 MNIST_TRAIN, MNIST_TEST = 60000, 10000
 GAN_FAMILIES = ("dcgan", "ccgan", "cogan")
@@ -133,8 +134,9 @@ def gan_work(params: dict) -> list[StageWork]:
     pairs = cogan_pairs(params)
     config = Config("cogan", p["batch_size"], p["width"], latent=p["latent"], shared_layers=p["shared_layers"])
     for pair in p["pairs"]:
-        part = Part(config, p["epochs"], _whole_batches(pairs, p["train_limit"], p["batch_size"]),
-                    (p["epochs"] // p["eval_every"] + 1) * p["eval_samples"])
+        epochs = cogan_epochs(p, pair)
+        part = Part(config, epochs, _whole_batches(pairs, p["train_limit"], p["batch_size"]),
+                    (epochs // p["eval_every"] + 1) * p["eval_samples"])
         out.append(StageWork(f"train_cogan@{pair}", (part,), 2 * pairs))
     return out
 
@@ -147,12 +149,15 @@ def lenet_work(params: dict) -> list[StageWork]:
         return Config("lenet", batch, channels=tuple(lenet["channels"]), hidden=tuple(lenet["hidden"]))
 
     total = h["total"] or n
+    curve_total, curve_epochs = h["curve_total"] or total, h["curve_epochs"] or h["epochs"]
     trained: dict[tuple, Part] = {}  # train_hybrid trains a recurring setting once
 
-    def fit(fractions: dict, lr: float, batch: int) -> None:
+    def fit(fractions: dict, lr: float, batch: int, images: int = curve_total, epochs: int = curve_epochs) -> None:
         per_class = tuple(fractions["per_class"].get(c, fractions["default"]) for c in range(10))
-        trained.setdefault((per_class, lr, batch), Part(config(batch), h["epochs"], total))
+        trained.setdefault((per_class, lr, batch, images, epochs), Part(config(batch), epochs, images))
 
+    for r in HEADLINE_FRACTIONS:
+        fit({"default": r, "per_class": {}}, h["lr"], h["batch_size"], total, h["epochs"])
     for r in h["real_fractions"]:
         fit({"default": r, "per_class": {}}, h["lr"], h["batch_size"])
     for lr in h["sweep"]["lrs"]:

@@ -52,7 +52,8 @@ BUDGET_KEYS = frozenset({
     "dcgan.epochs", "dcgan.train_limit", "dcgan.eval_every",
     "ccgan.epochs", "ccgan.train_limit", "ccgan.eval_every",
     "cogan.epochs", "cogan.train_limit", "cogan.eval_every", "cogan.eval_samples", "cogan.domain_lenet_epochs",
-    "hybrid.total", "hybrid.test_images", "hybrid.epochs",
+    "hybrid.total", "hybrid.test_images", "hybrid.epochs", "hybrid.curve_total", "hybrid.curve_epochs",
+    "cogan.epochs_by_pair",
     "pca.fit_images",
 })
 
@@ -77,6 +78,9 @@ SMOKE_BUDGET: dict[str, Any] = {
     "hybrid.total": 500,
     "hybrid.test_images": 200,
     "hybrid.epochs": 1,
+    "hybrid.curve_total": 0,    # = hybrid.total
+    "hybrid.curve_epochs": 0,   # = hybrid.epochs
+    "cogan.epochs_by_pair": {},  # every pair at cogan.epochs
 }
 assert set(SMOKE_BUDGET) <= BUDGET_KEYS
 
@@ -87,7 +91,8 @@ HEADLINE: dict[str, Any] = {
     "lenet.test_acc": (0, 1),
     "dcgan.best.config": None, "dcgan.best.fid": (0, 1e4), "dcgan.best.is": (1, 10),
     "ccgan.best.config": None, "ccgan.best.lenet_acc": (0, 1), "ccgan.best.is": (1, 10), "ccgan.best.fid": (0, 1e4),
-    "hybrid.acc_real_0.0": (0, 1), "hybrid.acc_real_0.1": (0, 1), "hybrid.acc_real_1.0": (0, 1),
+    "hybrid.acc_real_0.0": (0, 1), "hybrid.acc_real_1.0": (0, 1), "hybrid.real_fraction.0.0": (0, 1),
+    "hybrid.gap_to_lenet": (-1, 1), "hybrid.fig9_smallest_r": (0, 1),
     "lenet.test_acc_ci95": "ci", "ccgan.best.lenet_acc_ci95": "ci", "hybrid.acc_real_0.0_ci95": "ci",
     **{f"pca.{m}.{k}": (1, 784) for m in ("global", "per_class", "ppca")
        for k in ("saturation_components", "fid_saturation_components")},
@@ -163,7 +168,8 @@ def expected_keys(params: dict) -> list[str]:
         keys += [f"{family}.best.{k}" for k in ("config", "fid", "is", "samples", "selected_by")]
     keys += [f"cogan.{pair}.{k}" for pair in params["cogan"]["pairs"] for k in COGAN_KEYS]
     h = params["hybrid"]
-    keys += [f"hybrid.acc_real_{r:.1f}{ci}" for r in h["real_fractions"] for ci in ("", "_ci95")]
+    keys += [f"hybrid.acc_real_{r:.1f}{ci}" for r in (0.0, 1.0) for ci in ("", "_ci95")]
+    keys += [f"hybrid.real_fraction{ci}.{r:.1f}" for r in h["real_fractions"] for ci in ("", "_ci95")]
     keys += [f"hybrid.mixes.{name}" for name in h["mixes"]] + ["hybrid.test_images", "hybrid.lr_batch_best"]
     keys += [f"pca.{m}.curve.{n}.{s}" for m in ("global", "per_class", "ppca") for n in params["pca"]["components"]
              for s in ("lenet_acc", "is", "fid")]

@@ -45,8 +45,10 @@ HEADLINES: list[tuple[str, bool]] = [
     ("dcgan.best.fid", False),
     ("dcgan.best.is", True),
     ("hybrid.acc_real_0.0", True),
-    ("hybrid.acc_real_0.1", True),
     ("hybrid.acc_real_1.0", True),
+    ("hybrid.gap_to_lenet", True),
+    ("hybrid.fig9_smallest_r", False),
+    ("hybrid.real_fraction.0.1", True),
     *[(f"cogan.{p}.{k}", True) for p in ("edge", "negative", "rotate")
       for k in ("agreement", "agreement_normalised", "label_agreement")],
     ("pca.global.saturation_components", True),
