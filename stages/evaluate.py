@@ -1,7 +1,8 @@
 """Gather every study's results into metrics/summary.json, the figure tables, and REPORT.md.
 
 Reads the metrics the other stages wrote (LeNet, each DCGAN/CCGAN run, synthetic set, hybrid
-classifiers, PCA, CoGAN pairs, per-stage timings) and writes:
+classifiers, PCA, CoGAN pairs, per-stage timings) of the runs, pairs and stages of the current
+params only (a run id removed from params.yaml leaves its files behind; they must not count), and writes:
   metrics/summary.json     the headline numbers (nested; `dvc metrics diff` compares them)
   plots/summary/             per family: <family>_grid.csv (run, F, D, B, fid, is, lenet_acc: the
                            heat map over F x D x B), <family>_train_curves.csv and
@@ -39,12 +40,15 @@ COGAN_KEYS = ("agreement", "agreement_ci95", "agreement_chance", "agreement_norm
               "label_agreement_ci95", "label_agreement_chance", "label_agreement_normalised", "pairs")
 
 
-def gan_runs(metrics_dir: Path) -> dict[str, dict]:
-    """Final scores of every run of one GAN family, from each run's dvclive metrics.json."""
+def gan_runs(metrics_dir: Path, names: list[str]) -> dict[str, dict]:
+    """Final scores of the runs ``names`` of one GAN family, from each run's dvclive metrics.json.
+
+    Only the runs of the current params: files of a run id removed from ``<family>.runs`` stay on
+    disk (DVC does not delete the outputs of a stage that no longer exists) and must not count."""
     runs = {}
-    for path in sorted(metrics_dir.glob("*/metrics.json")):
-        m = load_json(path)
-        runs[path.parent.name] = {k: m.get(k) for k in RUN_KEYS if k in m}
+    for name in sorted(names):
+        m = load_json(metrics_dir / name / "metrics.json")
+        runs[name] = {k: m.get(k) for k in RUN_KEYS if k in m}
     return runs
 
 
@@ -67,7 +71,7 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
     summary["data"] = {"class_counts": {s: read_counts(plots / f"data/class_counts_{s}.csv") for s in ("train", "test")}}
 
     for family in ("dcgan", "ccgan"):
-        runs = gan_runs(m / family)
+        runs = gan_runs(m / family, params[family]["runs"])
         summary[family] = {"runs": runs}
         if family == "dcgan":
             best = best_by(runs, "fid", lower_is_better=True)
@@ -108,13 +112,13 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
     summary["pca"].update({"real_test": pca["real_test"], "samples": pca["samples"]})
 
     summary["cogan"] = {p.name: {k: v for k, v in load_json(p / "metrics.json").items() if k in COGAN_KEYS}
-                        for p in sorted((m / "cogan").glob("*")) if (p / "metrics.json").is_file()}
+                        for p in (m / "cogan" / pair for pair in params["cogan"]["pairs"])}
     if (m / "lenet_edge.json").is_file():
         edge = load_json(m / "lenet_edge.json")
         summary["lenet_edge"] = {k: edge[k] for k in ("test_acc", "test_acc_ci95")}
 
     # Every stage's timing but this one's own (written after, it would make reruns differ).
-    timings = {p.stem: load_json(p) for p in sorted((m / "timings").glob("*.json")) if p.stem != "evaluate"}
+    timings = {stage: load_json(m / "timings" / f"{stage}.json") for stage in sorted(report.timed_stages(params))}
     summary["timings"] = {k: {"wall_s": v["wall_s"], "peak_rss_mb": v["peak_rss_mb"]} for k, v in timings.items()}
     summary["total_wall_s"] = round(sum(v["wall_s"] for v in timings.values()), 1)
     summary["peak_rss_mb"] = max((v["peak_rss_mb"] for v in timings.values()), default=None)
@@ -143,9 +147,9 @@ def read_tsv(path: Path) -> dict[int, float]:
     return {int(row[header.index("step")]): float(row[-1]) for row in (line.split("\t") for line in lines[1:])}
 
 
-def gan_curves(metrics_dir: Path, names: tuple[str, ...]):
-    """Tidy rows (run, epoch, *names) of every run of a family, epochs where all were logged."""
-    for run_dir in sorted(p for p in metrics_dir.iterdir() if p.is_dir()):
+def gan_curves(metrics_dir: Path, runs: list[str], names: tuple[str, ...]):
+    """Tidy rows (run, epoch, *names) of the runs ``runs`` of a family, epochs where all were logged."""
+    for run_dir in (metrics_dir / run for run in sorted(runs)):
         series = {n: read_tsv(run_dir / f"plots/metrics/{n}.tsv") for n in names
                   if (run_dir / f"plots/metrics/{n}.tsv").is_file()}
         if not series:
@@ -175,11 +179,11 @@ def main(args, params):
         save_csv(out / f"{family}_grid.csv", ["run", "F", "D", "B", "fid", "is", "lenet_acc"],
                  gan_grid_rows(summary[family]["runs"]))
         save_csv(out / f"{family}_train_curves.csv", ["run", "epoch", *TRAIN_CURVES, "d_acc"],
-                 gan_curves(metrics / family, TRAIN_CURVES))
+                 gan_curves(metrics / family, params[family]["runs"], TRAIN_CURVES))
         scores = SCORE_CURVES if family == "ccgan" else SCORE_CURVES[1:]
-        save_csv(out / f"{family}_score_curves.csv", ["run", "epoch", *scores], gan_curves(metrics / family, scores))
+        save_csv(out / f"{family}_score_curves.csv", ["run", "epoch", *scores], gan_curves(metrics / family, params[family]["runs"], scores))
     save_csv(out / "cogan_train_curves.csv", ["run", "epoch", *TRAIN_CURVES, "d_acc"],
-             gan_curves(metrics / "cogan", TRAIN_CURVES))
+             gan_curves(metrics / "cogan", params["cogan"]["pairs"], TRAIN_CURVES))
     with atomic_path(args.report) as tmp:
         tmp.write_text(text)
     archive = Path(args.results) / params["profile"]

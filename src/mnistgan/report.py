@@ -30,6 +30,15 @@ REPORT_COUNTS_TRAIN = [5932, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 594
 REPORT_COUNTS_TEST = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
+def timed_stages(params: dict) -> list[str]:
+    """The stages of ``params`` that write metrics/timings/<stage>.json: all but evaluate and
+    plots_template. The evaluate stage reads exactly these (and the smoke run expects them)."""
+    return (["download", "prepare", "train_lenet", "train_edge_lenet", "pca_sweep", "generate_synthetic",
+             "train_hybrid"]
+            + [f"train_{f}@{r}" for f in ("dcgan", "ccgan") for r in params[f]["runs"]]
+            + [f"train_cogan@{p}" for p in params["cogan"]["pairs"]])
+
+
 def get(summary: dict, dotted: str, default=None):
     """``summary['a']['b']`` for ``'a.b'``; keys may themselves contain dots (acc_real_0.1)."""
     node: Any = summary

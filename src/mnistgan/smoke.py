@@ -41,6 +41,7 @@ import yaml
 
 from . import params as params_mod
 from .errors import PipelineError, first_line
+from .report import timed_stages
 
 # Keys that set how much work a stage does, not what it computes: epochs, images per epoch
 # (and the data they are drawn from), scored samples and how often scores are taken, the sizes
@@ -149,14 +150,6 @@ def with_budget(params: dict, budget: dict[str, Any] | None = None) -> dict:
 
 
 # ----------------------------------------------------------------------------- what evaluate promises
-def timed_stages(params: dict) -> list[str]:
-    """Stages that write metrics/timings/<stage>.json (every stage but :data:`UNTIMED`)."""
-    return (["download", "prepare", "train_lenet", "train_edge_lenet", "pca_sweep", "generate_synthetic",
-             "train_hybrid"]
-            + [f"train_{f}@{r}" for f in ("dcgan", "ccgan") for r in params[f]["runs"]]
-            + [f"train_cogan@{p}" for p in params["cogan"]["pairs"]])
-
-
 def expected_keys(params: dict) -> list[str]:
     """Every key of metrics/summary.json the evaluate stage writes for ``params`` (dotted; a key
     may contain dots itself, see report.get): the headline keys, each run's and pair's scores,
