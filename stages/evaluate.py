@@ -66,8 +66,7 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
                         if k in lenet}
     curve = m / "lenet/plots/metrics/test/acc.tsv"  # dvclive's per-epoch test accuracy (step 0 = epoch 1)
     if curve.exists():
-        rows = [line.split("\t") for line in curve.read_text().splitlines()[1:] if line.strip()]
-        summary["lenet"]["test_acc_by_epoch"] = {str(int(step) + 1): float(acc) for step, acc in rows}
+        summary["lenet"]["test_acc_by_epoch"] = {str(step + 1): acc for step, acc in read_tsv(curve).items()}
     summary["data"] = {"class_counts": {s: read_counts(plots / f"data/class_counts_{s}.csv") for s in ("train", "test")}}
 
     for family in ("dcgan", "ccgan"):
