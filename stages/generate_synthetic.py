@@ -1,9 +1,10 @@
 """A synthetic MNIST training set from the best class-conditional GAN (report 000, section 4.1).
 
-The best CCGAN run is chosen by a metric, not by name: every run with a
-<metrics>/<run>/metrics.json (written by the CCGAN training stage) is ranked by its
-synthetic.select_by value (synthetic.mode: max or min), and its generator is loaded from
-<models>/<run> (generators.load_generator). It then draws exactly as many digits of each class as
+The best CCGAN run is chosen by a metric, not by name: every run of ccgan.runs is ranked by
+the synthetic.select_by value (synthetic.mode: max or min) of its <metrics>/<run>/metrics.json
+(written by the CCGAN training stage), and its generator is loaded from <models>/<run>
+(generators.load_generator). Only the runs of the current params compete: DVC leaves the outputs
+of a run removed from ccgan.runs in the workspace, and they must not be picked. It then draws exactly as many digits of each class as
 the prepared training set holds (same size, same per-class counts), in random class order,
 from seeded noise.
 
@@ -42,11 +43,14 @@ def metric_value(metrics: dict, key: str, where: str) -> float:
     return float(node)
 
 
-def select_run(metrics_dir: Path, key: str, mode: str) -> tuple[str, dict[str, float]]:
-    """The best run under ``metrics_dir`` by ``key`` (ties: the first name) and every run's value."""
-    files = sorted(Path(metrics_dir).glob("*/metrics.json"))
-    if not files:
-        raise PipelineError(f"no CCGAN runs: no {metrics_dir}/<run>/metrics.json (train the CCGANs first)")
+def select_run(metrics_dir: Path, runs: list[str], key: str, mode: str) -> tuple[str, dict[str, float]]:
+    """The best of ``runs`` by ``key`` in ``metrics_dir/<run>/metrics.json`` (ties: the first name)
+    and every run's value. Other runs' files under ``metrics_dir`` are ignored."""
+    files = [Path(metrics_dir) / run / "metrics.json" for run in sorted(runs)]
+    missing = [f.parent.name for f in files if not f.is_file()]
+    if missing:
+        raise PipelineError(f"no CCGAN metrics for run(s) {', '.join(missing)} of ccgan.runs: no "
+                            f"{metrics_dir}/<run>/metrics.json (train the CCGANs first)")
     values = {f.parent.name: metric_value(load_json(f), key, str(f)) for f in files}
     pick = max if mode == "max" else min
     return pick(values, key=values.get), values
@@ -55,7 +59,7 @@ def select_run(metrics_dir: Path, key: str, mode: str) -> tuple[str, dict[str, f
 def main(args, params):
     p, seed, bs = params["synthetic"], params["seed"], params["scoring"]["batch_size"]
     dev = devices.select(params["device"])
-    run, candidates = select_run(Path(args.metrics), p["select_by"], p["mode"])
+    run, candidates = select_run(Path(args.metrics), params["ccgan"]["runs"], p["select_by"], p["mode"])
     generator, _ = generators.load_generator(Path(args.models) / run, dev)
     if not getattr(generator, "n_classes", 0):
         raise PipelineError(f"{args.models}/{run}: the generator is not class-conditional")

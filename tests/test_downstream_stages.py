@@ -38,6 +38,7 @@ SYNTHETIC_MARK = 255  # pixel (0, 0) of every fake synthetic digit; real digits 
 OVERRIDES = {
     **TINY_OVERRIDES,
     "device": "cpu",
+    "ccgan.runs": ["F1-D1-B32", "F1-D1-B64"],  # the world's two fake CCGAN runs
     "lenet.channels": [4, 8],
     "lenet.hidden": [16, 12],
     "hybrid.total": 200,
@@ -151,14 +152,25 @@ def test_generate_synthetic_is_deterministic(world, tmp_path):
     np.testing.assert_array_equal(a["y"], b["y"])
 
 
+def test_generate_synthetic_picks_only_among_the_runs_of_the_params(world, tmp_path):
+    # F1-D1-B64 is the better run by lenet_acc, but a run removed from ccgan.runs leaves its
+    # files in the workspace (DVC does not delete them): it must not be picked
+    stage = load_stage("generate_synthetic")
+    stage.main(synthetic_args(world, tmp_path), tiny_params(**{"ccgan.runs": ["F1-D1-B32"]}))
+    summary = json.loads((tmp_path / "metrics/synthetic.json").read_text())
+    assert summary["run"] == "F1-D1-B32" and set(summary["candidates"]) == {"F1-D1-B32"}
+
+
 def test_generate_synthetic_names_a_missing_metric_and_missing_runs(world, tmp_path):
     stage = load_stage("generate_synthetic")
     with pytest.raises(PipelineError, match="no metric 'acc'.*top-level metrics: fid, lenet_acc"):
         stage.main(synthetic_args(world, tmp_path), tiny_params(**{"synthetic.select_by": "acc"}))
     args = synthetic_args(world, tmp_path)
     args.metrics = str(tmp_path / "nothing")
-    with pytest.raises(PipelineError, match="no CCGAN runs"):
+    with pytest.raises(PipelineError, match="no CCGAN metrics for run.s. F1-D1-B32, F1-D1-B64 of ccgan.runs"):
         stage.main(args, tiny_params())
+    with pytest.raises(PipelineError, match="run.s. F2-D1-B64 of ccgan.runs"):
+        stage.main(synthetic_args(world, tmp_path), tiny_params(**{"ccgan.runs": ["F1-D1-B64", "F2-D1-B64"]}))
     assert not (tmp_path / "data").exists()
 
 
@@ -313,6 +325,8 @@ def test_pca_sweep_outputs(world, tmp_path):
     ("hybrid.curve_total", 5000, r"hybrid.curve_total \(5000\) exceeds the 1200 images"),
     ("cogan.epochs_by_pair", {"edges": 2}, "cogan.epochs_by_pair name must be one of rotate, negative, edge"),
     ("cogan.epochs_by_pair", {"edge": 0}, "cogan.epochs_by_pair.edge must be >= 1"),
+    ("cogan.train_limit_by_pair", {"blur": 100}, "cogan.train_limit_by_pair name must be one of rotate, negative, edge"),
+    ("cogan.train_limit_by_pair", {"rotate": -1}, "cogan.train_limit_by_pair.rotate must be >= 0"),
     ("hybrid.sweep.real_fraction", 1.1, "hybrid.sweep.real_fraction must be <= 1.0"),
     ("hybrid.sweep.lrs", [], "hybrid.sweep.lrs must have at least 1"),
     ("hybrid.sweep.batch_sizes", [0], r"hybrid.sweep.batch_sizes\[0\] must be >= 1"),
