@@ -46,7 +46,7 @@ def build(family: str, what: str, params: dict, data_dir: Path, dev):
         model = families.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
                                     cogan.CoupledDiscriminator().to(dev))
         batch, betas, bf16, compile_ = p["batch_size"], p["betas"], p["bf16"], p["compile"]
-        epochs = params_mod.cogan_epochs(p, what)
+        epochs, limit = params_mod.cogan_budget(p, what)
     else:
         p, shared = params[family], params["gan"]
         spec = params_mod.parse_run_id(what)
@@ -56,9 +56,9 @@ def build(family: str, what: str, params: dict, data_dir: Path, dev):
                                    latent=shared["latent"], vbn_batch=spec.batch_size if spec.vbn else 0,
                                    real_target=p["label_smoothing"] if spec.smoothing else 1.0, seed=params["seed"])
         batch, betas, bf16, compile_ = spec.batch_size, shared["betas"], shared["bf16"], shared["compile"]
-        epochs = p["epochs"]
+        epochs, limit = p["epochs"], p["train_limit"]
     config = training.TrainConfig(epochs=epochs, batch_size=batch, lr=p["lr"], betas=tuple(betas),
-                                  seed=params["seed"], train_limit=p["train_limit"], bf16=bf16, compile=compile_,
+                                  seed=params["seed"], train_limit=limit, bf16=bf16, compile=compile_,
                                   lr_decay=p["lr_decay"], ema=p["ema"])
     return model, data, config
 

@@ -3,7 +3,8 @@
 Domain 1 is the original digits of half A of the training set, domain 2 the transformed
 (--pair: rotate, negative or edge) digits of the disjoint half B (data/prepared/domains.npz):
 no pair is ever shown, the joint distribution comes from weight sharing alone. Settings come
-from the `cogan` section of params.yaml (epochs: cogan.epochs_by_pair[pair], else cogan.epochs).
+from the `cogan` section of params.yaml (epochs and pairs per epoch: cogan.epochs_by_pair[pair] and
+cogan.train_limit_by_pair[pair] where named, else cogan.epochs and cogan.train_limit).
 
 Per epoch, dvclive logs d_loss and g_loss (sums over both domains), d_acc_real and d_acc_fake
 (means over both); every cogan.eval_every epochs also the scores of cogan.eval_samples pairs
@@ -33,14 +34,14 @@ from mnistgan import (checkpoints, classifier, device as devices, domains, famil
 from mnistgan.cli import run_stage
 from mnistgan.files import load_npz
 from mnistgan.models import cogan
-from mnistgan.params import COGAN_DOMAINS, cogan_epochs
+from mnistgan.params import COGAN_DOMAINS, cogan_budget
 
 GRID_BLOCKS, GRID_COLUMNS = 4, 10
 
 
 def main(args, params):
     p, seed, pair = params["cogan"], params["seed"], args.pair
-    epochs = cogan_epochs(p, pair)
+    epochs, train_limit = cogan_budget(p, pair)
     dev = devices.select(params["device"])
     devices.seed_everything(seed)
 
@@ -52,7 +53,7 @@ def main(args, params):
                                 cogan.CoupledDiscriminator().to(dev))
 
     config = training.TrainConfig(epochs=epochs, batch_size=p["batch_size"], lr=p["lr"],
-                                  betas=tuple(p["betas"]), seed=seed, train_limit=p["train_limit"],
+                                  betas=tuple(p["betas"]), seed=seed, train_limit=train_limit,
                                   eval_every=p["eval_every"], bf16=p["bf16"], compile=p["compile"],
                                   lr_decay=p["lr_decay"], ema=p["ema"])
     identity = {

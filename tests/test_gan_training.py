@@ -215,6 +215,8 @@ def good() -> dict:
     ({"cogan.epochs": 2, "cogan.eval_every": 2, "cogan.epochs_by_pair": {"edge": 3}},
      r"cogan\.eval_every \(2\) must divide cogan\.epochs_by_pair\.edge \(3\)"),
     ({"cogan.train_limit": 8}, r"cogan\.batch_size \(32\) exceeds the 8 image pairs"),
+    ({"cogan.train_limit_by_pair": {"edge": 8}},
+     r"cogan\.batch_size \(32\) exceeds the 8 image pairs per epoch \(cogan\.train_limit_by_pair\.edge"),
     ({"gan.eval_samples": 50}, r"gan\.eval_samples \(50\) must exceed lenet\.hidden\[1\]"),
 ])
 def test_bad_gan_params_fail_with_one_line_naming_the_key(good, override, message):

@@ -44,9 +44,18 @@ def test_quick_work_follows_the_train_limits():
     assert work["train_dcgan@F1-D1-B32"].images == 96            # 3 whole batches of the 100
     assert work["train_dcgan@F2-D3-B64-vbn"].images == 64
     assert work["train_dcgan@F2-D3-B64-vbn"].config.name == "dcgan/F2-D3-B64-vbn"
-    assert work["train_cogan@rotate"].images == 29984             # all of the smaller half, whole batches of 32
+    assert work["train_cogan@edge"].images == 29984               # all of the smaller half, whole batches of 32
+    assert work["train_cogan@rotate"].images == 15000 // 32 * 32  # cogan.train_limit_by_pair.rotate
+    assert QUICK["cogan"]["train_limit_by_pair"] == {"rotate": 15000}
     assert work["train_cogan@rotate"].epochs == QUICK["cogan"]["epochs_by_pair"]["rotate"]
     assert work["train_cogan@edge"].epochs == QUICK["cogan"]["epochs"]
+
+
+def test_cogan_budget_is_a_pairs_own_epochs_and_pairs_per_epoch_where_named():
+    c = {"epochs": 2, "train_limit": 0, "epochs_by_pair": {"rotate": 1}, "train_limit_by_pair": {"rotate": 100, "edge": 0}}
+    assert params_mod.cogan_budget(c, "rotate") == (1, 100)
+    assert params_mod.cogan_budget(c, "edge") == (2, 0)  # named with 0: all of the smaller half
+    assert params_mod.cogan_budget(c, "negative") == (2, 0)
 
 
 def test_hybrid_trains_each_recurring_setting_once():

@@ -43,6 +43,7 @@ TINY_OVERRIDES: dict[str, object] = {
     "cogan.width": 0.0625,
     "cogan.epochs": 1,
     "cogan.train_limit": 64,
+    "cogan.train_limit_by_pair": {},  # every pair at the tiny cogan.train_limit
     "cogan.eval_every": 1,
     "cogan.eval_samples": 100,
 }

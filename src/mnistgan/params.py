@@ -289,6 +289,8 @@ SCHEMA: dict[str, Any] = {
         "ema": Float(0.0, 0.9999),
         # epochs of the named pairs instead of cogan.epochs (a pair that couples early needs fewer)
         "epochs_by_pair": NamedMap(Int(1, 10000), min_len=0, key=Choice(COGAN_DOMAINS)),
+        # pairs per epoch of the named pairs instead of cogan.train_limit (0 = all of the smaller half)
+        "train_limit_by_pair": NamedMap(Int(0, 30000), min_len=0, key=Choice(COGAN_DOMAINS)),
     },
     # --- downstream of the GANs: synthetic training set, hybrid classifiers, PCA (report 000, 4-5)
     "synthetic": {
@@ -459,10 +461,12 @@ def _gan_schedules_fit(p: dict[str, Any]) -> None:
             if parse_run_id(run).batch_size > images:
                 raise ParamsError(f"{family}.runs[{i}]: the batch of {run} exceeds the {images} images per epoch "
                                   f"({family}.train_limit, data.train_limit)")
-    pairs = min(p["cogan"]["train_limit"] or n_half, n_half)
-    if p["cogan"]["batch_size"] > pairs:
-        raise ParamsError(f"cogan.batch_size ({p['cogan']['batch_size']}) exceeds the {pairs} image pairs per epoch "
-                          f"(cogan.train_limit, data.train_limit)")
+    for key, limit in [("cogan.train_limit", p["cogan"]["train_limit"])] + [
+            (f"cogan.train_limit_by_pair.{pair}", n) for pair, n in p["cogan"]["train_limit_by_pair"].items()]:
+        pairs = min(limit or n_half, n_half)
+        if p["cogan"]["batch_size"] > pairs:
+            raise ParamsError(f"cogan.batch_size ({p['cogan']['batch_size']}) exceeds the {pairs} image pairs per epoch "
+                              f"({key}, data.train_limit)")
     features = p["lenet"]["hidden"][-1]
     for key, n in (("gan.eval_samples", p["gan"]["eval_samples"]), ("scoring.samples", p["scoring"]["samples"])):
         if n <= features:
@@ -470,10 +474,12 @@ def _gan_schedules_fit(p: dict[str, Any]) -> None:
                               f"the LeNet-FID feature size, for a usable covariance")
 
 
-def cogan_epochs(cogan: dict[str, Any], pair: str) -> int:
-    """Epochs of one CoGAN pair: ``cogan.epochs_by_pair[pair]``, else ``cogan.epochs``."""
-    by_pair = cogan["epochs_by_pair"]
-    return by_pair[pair] if pair in by_pair else cogan["epochs"]
+def cogan_budget(cogan: dict[str, Any], pair: str) -> tuple[int, int]:
+    """(epochs, pairs per epoch) of one CoGAN pair: ``cogan.epochs_by_pair[pair]`` and
+    ``cogan.train_limit_by_pair[pair]`` where named, else ``cogan.epochs`` and ``cogan.train_limit``."""
+    epochs, limits = cogan["epochs_by_pair"], cogan["train_limit_by_pair"]
+    return (epochs[pair] if pair in epochs else cogan["epochs"],
+            limits[pair] if pair in limits else cogan["train_limit"])
 
 
 # ----------------------------------------------------------------------------- which params a stage reads

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from .errors import PipelineError
 from .mixing import HEADLINE_FRACTIONS
-from .params import cogan_epochs, parse_run_id
+from .params import cogan_budget, parse_run_id
 
 MNIST_TRAIN, MNIST_TEST = 60000, 10000
 GAN_FAMILIES = ("dcgan", "ccgan", "cogan")
@@ -134,8 +134,8 @@ def gan_work(params: dict) -> list[StageWork]:
     pairs = cogan_pairs(params)
     config = Config("cogan", p["batch_size"], p["width"], latent=p["latent"], shared_layers=p["shared_layers"])
     for pair in p["pairs"]:
-        epochs = cogan_epochs(p, pair)
-        part = Part(config, epochs, _whole_batches(pairs, p["train_limit"], p["batch_size"]),
+        epochs, limit = cogan_budget(p, pair)
+        part = Part(config, epochs, _whole_batches(pairs, limit, p["batch_size"]),
                     (epochs // p["eval_every"] + 1) * p["eval_samples"])
         out.append(StageWork(f"train_cogan@{pair}", (part,), 2 * pairs))
     return out

@@ -54,7 +54,7 @@ BUDGET_KEYS = frozenset({
     "ccgan.epochs", "ccgan.train_limit", "ccgan.eval_every",
     "cogan.epochs", "cogan.train_limit", "cogan.eval_every", "cogan.eval_samples", "cogan.domain_lenet_epochs",
     "hybrid.total", "hybrid.test_images", "hybrid.epochs", "hybrid.curve_total", "hybrid.curve_epochs",
-    "cogan.epochs_by_pair",
+    "cogan.epochs_by_pair", "cogan.train_limit_by_pair",
     "pca.fit_images",
 })
 
@@ -82,6 +82,7 @@ SMOKE_BUDGET: dict[str, Any] = {
     "hybrid.curve_total": 0,    # = hybrid.total
     "hybrid.curve_epochs": 0,   # = hybrid.epochs
     "cogan.epochs_by_pair": {},  # every pair at cogan.epochs
+    "cogan.train_limit_by_pair": {},  # ... and at cogan.train_limit
 }
 assert set(SMOKE_BUDGET) <= BUDGET_KEYS
 
