@@ -4,9 +4,9 @@ The best CCGAN run is chosen by a metric, not by name: every run of ccgan.runs i
 the synthetic.select_by value (synthetic.mode: max or min) of its <metrics>/<run>/metrics.json
 (written by the CCGAN training stage), and its generator is loaded from <models>/<run>
 (generators.load_generator). Only the runs of the current params compete: DVC leaves the outputs
-of a run removed from ccgan.runs in the workspace, and they must not be picked. It then draws exactly as many digits of each class as
-the prepared training set holds (same size, same per-class counts), in random class order,
-from seeded noise.
+of a run removed from ccgan.runs in the workspace, and they must not be picked. It then draws
+exactly as many digits of each class as the prepared training set holds (same size, same
+per-class counts), in random class order, from seeded noise.
 
 Writes:
   --out (data/synthetic/train.npz)  x uint8 (N, 28, 28), y uint8 (N,): one array file
