@@ -17,6 +17,16 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_report_header(config):
+    """The free disk under the temporary directory: the end-to-end tests build Git+DVC repositories
+    there, and a full disk fails a stage deep inside a test (it once did, in CI)."""
+    import shutil
+    import tempfile
+
+    tmp = tempfile.gettempdir()
+    return f"disk: {shutil.disk_usage(tmp).free / 2**30:.1f} GiB free under {tmp}"
+
+
 @pytest.fixture(autouse=True)
 def _seeded_global_rngs():
     """Each test starts from the same global RNG state, so none depends on which tests ran before

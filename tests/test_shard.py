@@ -114,6 +114,22 @@ def test_select_split_and_parse_repro():
     assert shard.parse_repro(log) == {"up": "restored", "g1": "ran", "g2": "unchanged"}
 
 
+def test_a_failed_stage_is_reported_with_its_own_last_line():
+    # what `dvc repro` printed when a disk filled up under a stage (CI, 2026-11-24)
+    log = ("Running stage 'train_dcgan@F1-D1-B32':\n> python stages/train_gan.py --run F1-D1-B32\n"
+           "Traceback (most recent call last):\n  File \"stages/train_gan.py\", line 9, in <module>\n"
+           "OSError: [Errno 28] No space left on device\n"
+           "WARNING: some warning\nERROR: failed to reproduce 'train_dcgan@F1-D1-B32': failed to run: python "
+           "stages/train_gan.py --run F1-D1-B32, exited with 1\n")
+    assert shard.failure(log, 1) == ("ERROR: failed to reproduce 'train_dcgan@F1-D1-B32': failed to run: python "
+                                     "stages/train_gan.py --run F1-D1-B32, exited with 1; its last line: "
+                                     "OSError: [Errno 28] No space left on device")
+    assert shard.failure("Running stage 'g':\n> python g.py\nERROR: failed to reproduce 'g': exited with 1\n", 1) \
+        == "ERROR: failed to reproduce 'g': exited with 1"  # a stage that printed nothing
+    assert shard.failure("fatal: bad object abc\n", 128) == "fatal: bad object abc"
+    assert shard.failure("", 9) == "exit 9"
+
+
 def test_paper_stage_weights_put_the_big_configs_first():
     from mnistgan import params as params_mod
 

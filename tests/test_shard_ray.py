@@ -52,6 +52,13 @@ def wait_for(predicate, what: str, proc: subprocess.Popen, timeout: float = 1800
     return value
 
 
+def print_logs(work, lines: int = 40) -> None:
+    """The tail of every clone's log, shown by pytest if an assertion below fails (a failed CI run
+    said only "exited with 1"; the disk had filled up under the stage)."""
+    for log in sorted(work.glob("*.log")):
+        print(f"--- {log.name} (last {lines} lines)", *log.read_text().splitlines()[-lines:], sep="\n")
+
+
 def test_two_ray_workers_a_killed_one_resumes_and_the_aggregator_reruns_nothing(tmp_path):
     repo, remote, work = tmp_path / "repo", tmp_path / "remote", tmp_path / "work"
     repo.mkdir()
@@ -71,6 +78,7 @@ def test_two_ray_workers_a_killed_one_resumes_and_the_aggregator_reruns_nothing(
     os.kill(state["pid"], signal.SIGKILL)
     out, err = first.communicate(timeout=1800)
     print(out, err)
+    print_logs(work)
     assert first.returncode == 1
     assert f"shard: error: {name} failed; the stages they finished are pushed." in err
     other = "shard-1" if name == "shard-0" else "shard-0"
@@ -80,6 +88,7 @@ def test_two_ray_workers_a_killed_one_resumes_and_the_aggregator_reruns_nothing(
     # 2. The same command again: the killed stage resumes, nothing else reruns, the aggregator restores.
     second = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=3600)
     print(second.stdout, second.stderr)
+    print_logs(work)
     assert second.returncode == 0, second.stderr
     log = (work / f"{name}.log").read_text()
     assert "resuming after epoch" in log

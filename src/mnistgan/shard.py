@@ -134,9 +134,21 @@ def sh(cmd: list[str], cwd: Path, log: Path, env: dict[str, str], started=None) 
         code = proc.wait()
     text = "".join(out)
     if code != 0:
-        last = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("WARNING")][-1:] or [f"exit {code}"]
-        raise PipelineError(f"{' '.join(cmd[:4] if cmd[:3] == DVC else cmd[:3])} failed in {cwd}: {last[0]}")
+        raise PipelineError(f"{' '.join(cmd[:4] if cmd[:3] == DVC else cmd[:3])} failed in {cwd}: "
+                            f"{failure(text, code)}")
     return text
+
+
+def failure(output: str, code: int) -> str:
+    """One line for a failed command: its last line, and when that is DVC's "ERROR: failed to
+    reproduce ..." the stage's own last line before it ("OSError: [Errno 28] No space left...")."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip() and not ln.startswith("WARNING")]
+    if not lines:
+        return f"exit {code}"
+    cause = [ln for ln in lines[:-1] if not ln.startswith(("ERROR", "Running stage", "Stage ", "Verifying", "> "))][-1:]
+    if lines[-1].startswith("ERROR: failed to reproduce") and cause:
+        return f"{lines[-1]}; its last line: {cause[0]}"
+    return lines[-1]
 
 
 def clone_at(repo: str, commit: str, dest: Path, log: Path, env: dict[str, str]) -> None:
