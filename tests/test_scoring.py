@@ -92,3 +92,24 @@ def test_scores_with_intervals_report_the_sample_count_and_the_accuracy_interval
     lo, hi = out["lenet_acc_ci95"]
     assert lo <= out["lenet_acc"] <= hi
     assert "samples" not in scoring.score_samples(model, images, labels)  # per-epoch curves: numbers only
+
+
+def test_the_scoring_batch_benchmark_times_each_size_and_checks_the_outputs_agree(tmp_path, capsys):
+    import importlib.util
+
+    from conftest import ROOT
+    from mnistgan.files import save_npz
+
+    spec = importlib.util.spec_from_file_location("scoring_batch", ROOT / "benchmarks" / "scoring_batch.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = tmp_path / "test.npz"
+    save_npz(data, x=np.random.default_rng(0).integers(0, 256, size=(300, 28, 28), dtype=np.uint8),
+             y=np.zeros(300, np.uint8))
+    assert bench.main(["--data", str(data), "--sizes", "8", "64", "300", "--rounds", "2", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "300 images on cpu" in out and "DIFFER" not in out
+    assert [line.split(":")[0] for line in out.splitlines()[1:]] == ["batch     8", "batch    64", "batch   300"]
+    # batches under 8 images take another CPU kernel: the same numbers to ~1e-7, not bit for bit
+    assert bench.main(["--data", str(data), "--sizes", "7", "300", "--rounds", "1", "--device", "cpu"]) == 1
+    assert "batch     7" in (line := capsys.readouterr().out.splitlines()[1]) and "DIFFER" in line
