@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{args.data} not found: 10,000 random digits", file=sys.stderr)
         images = np.random.default_rng(0).integers(0, 256, size=(10000, 28, 28), dtype=np.uint8)
-    print(f"{len(images)} images on {describe(device)}, {torch.get_num_threads()} threads")
+    print(f"{len(images)} images on {describe(device)}")
     reference = lenet_outputs(model, images, args.sizes[-1], device)
     speeds: dict[int, list[float]] = {b: [] for b in args.sizes}
     differ = []
