@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import MaxPool2x
+
 
 class LeNet(nn.Module):
     """conv5-pool-conv5-pool-fc-fc-fc, ReLU; input (N, 1, 28, 28) in [-1, 1].
@@ -19,8 +21,8 @@ class LeNet(nn.Module):
         c1, c2 = channels
         h1, h2 = hidden
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),   # 28 -> 14
-            nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),             # 14 -> 10 -> 5
+            nn.Conv2d(1, c1, 5, padding=2), nn.ReLU(), MaxPool2x(),   # 28 -> 14
+            nn.Conv2d(c1, c2, 5), nn.ReLU(), MaxPool2x(),             # 14 -> 10 -> 5
             nn.Flatten(),
             nn.Linear(c2 * 5 * 5, h1), nn.ReLU(),
             nn.Linear(h1, h2), nn.ReLU(),
