@@ -144,6 +144,22 @@ def test_ema_samples_the_average_with_batch_norm_statistics_of_its_own(tmp_path)
     assert all(torch.allclose(avg.state_dict()[k], v) for k, v in norms.items())
 
 
+def test_the_last_evaluation_s_average_is_returned_without_a_second_bn_estimate(monkeypatch):
+    calls = []
+    recalibrate = training.recalibrate_bn
+    monkeypatch.setattr(training, "recalibrate_bn", lambda g, b: calls.append(1) or recalibrate(g, b))
+    config = replace(CONFIG, epochs=2, ema=0.5)
+    scored = []
+    model, data = make("ccgan", n=24)
+    evaluated = training.train(model, data, config, name="t", evaluate=lambda g: scored.append(g) or {})
+    assert len(calls) == 2 and evaluated.generator is scored[-1]  # one estimate per evaluation, none after
+    model, data = make("ccgan", n=24)
+    plain = training.train(model, data, config, name="t")  # no evaluation: estimated once, at the end
+    assert len(calls) == 3
+    assert snapshot(evaluated.generator).keys() == snapshot(plain.generator).keys()
+    assert all(torch.equal(v, snapshot(plain.generator)[k]) for k, v in snapshot(evaluated.generator).items())
+
+
 def test_recalibrate_bn_is_the_plain_average_over_batches():
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4, momentum=0.3))
     weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "num_batches" not in k}

@@ -117,6 +117,7 @@ def train(
     family.generator.train()
     family.discriminator.train()
     sampler = _sampler(family, averaged, config.seed)
+    scored = None  # the generator the last epoch's evaluation sampled, if that was the last step
     for epoch in range(len(history) + 1, config.epochs + 1):
         for opt in (g_opt, d_opt):
             for group in opt.param_groups:
@@ -134,14 +135,17 @@ def train(
         if bad:
             raise PipelineError(f"{name}: {bad[0]} is {record[bad[0]]} at epoch {epoch}; training diverged "
                                 f"(try a lower learning rate)")
+        scored = None
         if evaluate and epoch % config.eval_every == 0:
-            record.update(evaluate(sampler()))
+            scored = sampler()
+            record.update(evaluate(scored))
         history.append(record)
         if checkpoint:
             checkpoints.save(checkpoint, digest, family, g_opt, d_opt, rng, history, averaged)
         if on_epoch:
             on_epoch(record)
-    return Trained(history, sampler())
+    # Unchanged since the last evaluation (when it was the last epoch's): no second BN re-estimate
+    return Trained(history, scored if scored is not None else sampler())
 
 
 def _sampler(family: Family, averaged: AveragedModel | None, seed: int) -> Callable[[], nn.Module]:
