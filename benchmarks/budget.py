@@ -29,7 +29,7 @@ import yaml
 
 from mnistgan import classifier, device as devices, domains, families, params as params_mod, sampling, scoring
 from mnistgan import training
-from mnistgan.cli import set_cpu_threads
+from mnistgan.cli import keep_freed_memory, set_cpu_threads
 from mnistgan.files import load_npz
 from mnistgan.models import cogan
 
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                 {k: yaml.safe_load(v) for k, v in sets.items()}))
     except (OSError, yaml.YAMLError, params_mod.ParamsError) as exc:
         parser.error(str(exc).splitlines()[0])
+    keep_freed_memory()  # as every stage does (cli.run_stage)
     set_cpu_threads(params)
     dev = devices.select(params["device"])
     devices.seed_everything(params["seed"])

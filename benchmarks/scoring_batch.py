@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mnistgan.cli import keep_freed_memory
 from mnistgan.device import describe, select
 from mnistgan.files import load_npz
 from mnistgan.models.lenet import LeNet
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="images to score (default: the prepared test digits; random digits if absent)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as every stage does (cli.run_stage)
     device = select(args.device)
     torch.manual_seed(0)
     model = LeNet().to(device)  # untrained: speed and sameness do not depend on the weights
