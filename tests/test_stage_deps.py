@@ -61,7 +61,8 @@ def test_check_names_a_missing_and_a_superfluous_dep_and_write_fixes_them(tmp_pa
                   - src/mnistgan/__init__.py
                   - src/mnistgan/a.py
                   - src/mnistgan/c.py
-                  - data/in
+                  - data/in   # a dep's comment, kept too
+                  - data/more
                 outs:
                   - out
             """,
@@ -71,7 +72,8 @@ def test_check_names_a_missing_and_a_superfluous_dep_and_write_fixes_them(tmp_pa
     stagedeps.write(root)
     assert stagedeps.check(root) == []
     text = (root / "dvc.yaml").read_text()
-    assert "# a comment that --write keeps" in text and "  - data/in" in text
+    assert "# a comment that --write keeps" in text
+    assert "  - data/in   # a dep's comment, kept too\n      - data/more\n" in text
 
 
 def test_tracked_params_note_leaf_reads_and_whole_sections():

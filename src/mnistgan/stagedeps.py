@@ -147,10 +147,15 @@ def write(root: Path) -> None:
         body = s["do"] if "do" in s else s
         if name not in want:
             continue
-        others = [d for d in body.get("deps", []) if not (isinstance(d, str) and d.startswith(CODE_DIRS))]
         deps = body["deps"]
+        kept = [(d, deps.ca.items.get(i)) for i, d in enumerate(deps)
+                if not (isinstance(d, str) and d.startswith(CODE_DIRS))]  # data deps, with their comments
         deps.clear()
-        deps.extend(want[name] + others)
+        deps.ca.items.clear()
+        deps.extend(want[name] + [d for d, _ in kept])
+        for i, (_, comment) in enumerate(kept, start=len(want[name])):
+            if comment:
+                deps.ca.items[i] = comment
     with path.open("w") as f:
         rt.dump(doc, f)
 
