@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, load_script
 from mnistgan import plan
 from tiny import TINY_OVERRIDES, apply_overrides
 
@@ -20,10 +19,7 @@ SCRIPT = ROOT / "benchmarks" / "cost.py"
 
 @pytest.fixture(scope="module")
 def cost():
-    spec = importlib.util.spec_from_file_location("mnistgan_benchmark_cost", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "mnistgan_benchmark_cost")
 
 
 A, B, L = plan.Config("dcgan", 32), plan.Config("ccgan", 64, 2, 2), plan.Config("lenet", 64)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, load_script
 from tiny import TINY_OVERRIDES, apply_overrides
 
 from mnistgan import classifier, generators, mixing, params as params_mod, scoring
@@ -60,10 +59,7 @@ def load_stage(name: str):
     (each stage imports stages/checkout.py first)."""
     if str(ROOT / "stages") not in sys.path:
         sys.path.insert(0, str(ROOT / "stages"))
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "stages" / f"{name}.py", f"stage_{name}")
 
 
 def tiny_params(**extra) -> dict:

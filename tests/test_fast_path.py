@@ -13,7 +13,6 @@ Everything runs on the CPU in float32 (bf16 autocast where asked), with tiny net
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from conftest import load_script
 from mnistgan import classifier, families, sampling, training
 from mnistgan.models.lenet import LeNet
 
@@ -228,10 +228,7 @@ def test_lenet_seed_changes_the_result():
 # ----------------------------------------------------------------------------- (c) the benchmark script
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("mnistgan_benchmark_train_step", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARK, "mnistgan_benchmark_train_step")
 
 
 def test_benchmark_reference_and_project_loops_run_on_random_pixels(bench):

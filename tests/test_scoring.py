@@ -95,14 +95,10 @@ def test_scores_with_intervals_report_the_sample_count_and_the_accuracy_interval
 
 
 def test_the_scoring_batch_benchmark_times_each_size_and_checks_the_outputs_agree(tmp_path, capsys):
-    import importlib.util
-
-    from conftest import ROOT
+    from conftest import ROOT, load_script
     from mnistgan.files import save_npz
 
-    spec = importlib.util.spec_from_file_location("scoring_batch", ROOT / "benchmarks" / "scoring_batch.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script(ROOT / "benchmarks" / "scoring_batch.py", "scoring_batch")
     data = tmp_path / "test.npz"
     save_npz(data, x=np.random.default_rng(0).integers(0, 256, size=(300, 28, 28), dtype=np.uint8),
              y=np.zeros(300, np.uint8))
