@@ -27,9 +27,17 @@ from pathlib import Path
 import torch
 import yaml
 
-from mnistgan import classifier, device as devices, domains, families, params as params_mod, sampling, scoring
-from mnistgan import training
-from mnistgan.cli import keep_freed_memory, set_cpu_threads
+from mnistgan import classifier
+from mnistgan.pipeline import device as devices
+from mnistgan.data import domains
+from mnistgan.gan import coupled, image
+from mnistgan.pipeline import params as params_mod
+from mnistgan.gan import sampling
+from mnistgan.metrics import scores
+from mnistgan.gan import loop
+from mnistgan.pipeline.memory import keep_freed_memory
+from mnistgan.pipeline.seeding import seed_everything
+from mnistgan.pipeline.stage import set_cpu_threads
 from mnistgan.files import load_npz
 from mnistgan.models import cogan
 
@@ -42,22 +50,22 @@ def build(family: str, what: str, params: dict, data_dir: Path, dev):
         halves = load_npz(data_dir / "domains.npz")
         first, second = train["x"][halves["half_a"]], halves[what]
         n = min(len(first), len(second))
-        data = tuple(scoring.to_model_input(x[:n]).to(dev) for x in (first, second))
-        model = families.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
+        data = tuple(scores.to_model_input(x[:n]).to(dev) for x in (first, second))
+        model = coupled.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
                                     cogan.CoupledDiscriminator().to(dev))
         batch, betas, bf16, compile_ = p["batch_size"], p["betas"], p["bf16"], p["compile"]
-        epochs, limit = params_mod.cogan_budget(p, what)
+        epochs, limit = params_mod.pair_budget(p, what)
     else:
         p, shared = params[family], params["gan"]
         spec = params_mod.parse_run_id(what)
-        x = scoring.to_model_input(train["x"]).to(dev)
+        x = scores.to_model_input(train["x"]).to(dev)
         data = (x, torch.as_tensor(train["y"], dtype=torch.long, device=dev)) if family == "ccgan" else (x,)
-        model = families.image_gan(data, conditional=family == "ccgan", width=spec.width, depth=spec.depth,
+        model = image.image_gan(data, conditional=family == "ccgan", width=spec.width, depth=spec.depth,
                                    latent=shared["latent"], vbn_batch=spec.batch_size if spec.vbn else 0,
                                    real_target=p["label_smoothing"] if spec.smoothing else 1.0, seed=params["seed"])
         batch, betas, bf16, compile_ = spec.batch_size, shared["betas"], shared["bf16"], shared["compile"]
         epochs, limit = p["epochs"], p["train_limit"]
-    config = training.TrainConfig(epochs=epochs, batch_size=batch, lr=p["lr"], betas=tuple(betas),
+    config = loop.TrainConfig(epochs=epochs, batch_size=batch, lr=p["lr"], betas=tuple(betas),
                                   seed=params["seed"], train_limit=limit, bf16=bf16, compile=compile_,
                                   lr_decay=p["lr_decay"], ema=p["ema"])
     return model, data, config
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # as every stage does (cli.run_stage)
     set_cpu_threads(params)
     dev = devices.select(params["device"])
-    devices.seed_everything(params["seed"])
+    seed_everything(params["seed"])
     model, data, config = build(args.family, args.what, params, Path(args.data), dev)
     scorer, ref_stats = classifier.load_scorer(args.scorer, dev)
     batch, seed = params["scoring"]["batch_size"], params["seed"] + sampling.EVAL_SEED
@@ -100,11 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                     classifier.predict(second, back(x2), batch, dev).argmax(1))
 
         def score(g):
-            s = sampling.agreement_scores(g, args.what, args.samples, seed, batch, classify)
+            s = coupled.agreement_scores(g, args.what, args.samples, seed, batch, classify)
             return {k: s[k] for k in ("agreement", "agreement_chance", "agreement_normalised", "label_agreement")}
     else:
         def score(g):
-            s = sampling.lenet_scores(g, scorer, ref_stats, args.samples, seed, batch)
+            s = image.lenet_scores(g, scorer, ref_stats, args.samples, seed, batch)
             return {k: v for k, v in s.items() if k in ("lenet_acc", "is", "fid")}
 
     clock = {"train_s": 0.0, "since": time.perf_counter()}
@@ -122,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         clock["since"] = time.perf_counter()
         return {}
 
-    training.train(model, data, config, name=f"budget {args.family} {args.what}", evaluate=evaluate)
+    loop.train(model, data, config, name=f"budget {args.family} {args.what}", evaluate=evaluate)
     if args.out:
         Path(args.out).write_text(json.dumps({"argv": sys.argv[1:], "records": records}, indent=1))
     return 0

@@ -5,10 +5,10 @@
     python benchmarks/cost.py --only 'ccgan/F1-*' --steps 10              # a subset, quicker
     python benchmarks/cost.py --device cuda --jobs 8                      # on a GPU
 
-1. Measure. Every distinct training config of the profile (mnistgan.plan.Config: each F x D x B
+1. Measure. Every distinct training config of the profile (mnistgan_tools.plan.Config: each F x D x B
    of both families and their -vbn variants, the CoGAN at the profile's width, the LeNets of the
    scorer and the hybrid classifiers) trains ``--steps`` steps after ``--warmup`` untimed ones,
-   with the project's own loop (training.train, classifier.train_classifier) and networks, on the
+   with the project's own loop (loop.train, classifier.train_classifier) and networks, on the
    profile's amount of training data held on the device, with the profile's bf16/compile
    switches. Each config runs in its own process, so its peak memory is its own: peak RSS on a
    CPU (what metrics/timings record for a stage), torch.cuda.max_memory_allocated on a GPU.
@@ -18,10 +18,10 @@
    LeNet-scoring ``--score-samples`` digits or pairs, with a LeNet of the profile's size), and the
    time from a process's start to its data being on the device (``startup``).
 2. Project. Each stage's wall time = startup + epochs x images per epoch / images per second
-   + scored digits / scored per second (mnistgan.plan.stage work: the profile's epochs,
+   + scored digits / scored per second (mnistgan_tools.plan.stage work: the profile's epochs,
    train_limit, eval_every, eval_samples and scoring.samples), and the total with N stages at a
    time: train_lenet, then the GAN stages and train_edge_lenet over N slots by a longest-first
-   list schedule (mnistgan.plan.lpt; within 4/3 of the best order), then train_hybrid (it needs
+   list schedule (mnistgan_tools.plan.lpt; within 4/3 of the best order), then train_hybrid (it needs
    every CCGAN). Not modelled: download, prepare, pca_sweep, generate_synthetic, evaluate and
    plots_template (minutes at most), DVC's own few seconds per stage, and the per-epoch test
    pass of the LeNets.
@@ -47,7 +47,8 @@ import sys
 import time
 from pathlib import Path
 
-from mnistgan import params as params_mod, plan
+from mnistgan.pipeline import params as params_mod
+from mnistgan_tools import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_MODELLED = ("download", "prepare", "pca_sweep", "generate_synthetic", "evaluate", "plots_template")
@@ -147,7 +148,13 @@ def measure(config: plan.Config, device_name: str, steps: int, warmup: int, data
     import torch
 
     import dvclive  # noqa: F401  (a stage imports these too: part of its start)
-    from mnistgan import classifier, device as devices, families, figures, sampling, scoring, training  # noqa: F401
+    from mnistgan import classifier
+    from mnistgan.pipeline import device as devices
+    from mnistgan.gan import coupled, image
+    from mnistgan.pipeline import figures  # noqa: F401
+    from mnistgan.gan import sampling  # noqa: F401
+    from mnistgan.metrics import scores
+    from mnistgan.gan import loop  # noqa: F401
     from mnistgan.models import cogan, lenet
 
     dev = devices.select(device_name)
@@ -160,7 +167,7 @@ def measure(config: plan.Config, device_name: str, steps: int, warmup: int, data
     else:
         rng = np.random.default_rng(0)
         x_np, y_np = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n)
-    x = scoring.to_model_input(x_np).to(dev)
+    x = scores.to_model_input(x_np).to(dev)
     y = torch.as_tensor(y_np, dtype=torch.long, device=dev)
     startup = time.time() - psutil.Process().create_time()
 
@@ -182,26 +189,26 @@ def measure(config: plan.Config, device_name: str, steps: int, warmup: int, data
         if config.family == "cogan":
             half = n // 2
             data_t = (x[:half], x[half: 2 * half])
-            model = families.CoupledGAN(cogan.CoupledGenerator(config.latent, config.shared_layers, config.width).to(dev),
+            model = coupled.CoupledGAN(cogan.CoupledGenerator(config.latent, config.shared_layers, config.width).to(dev),
                                    cogan.CoupledDiscriminator().to(dev))
 
             def score():
                 classify = lambda a, c: (classifier.predict(scorer, a, scoring_batch, dev).argmax(1),  # noqa: E731
                                          classifier.predict(scorer, c, scoring_batch, dev).argmax(1))
-                sampling.agreement_scores(model.generator, "rotate", score_samples, 2, scoring_batch, classify)
+                coupled.agreement_scores(model.generator, "rotate", score_samples, 2, scoring_batch, classify)
         else:
             conditional = config.family == "ccgan"
             data_t = (x, y) if conditional else (x,)
-            model = families.image_gan(data_t, conditional=conditional, width=int(config.width), depth=config.depth,
+            model = image.image_gan(data_t, conditional=conditional, width=int(config.width), depth=config.depth,
                                   latent=config.latent, vbn_batch=b if config.vbn else 0, real_target=1.0, seed=0)
 
             def score():
-                sampling.lenet_scores(model.generator, scorer, ref, score_samples, 2, scoring_batch)
+                image.lenet_scores(model.generator, scorer, ref, score_samples, 2, scoring_batch)
 
         def run(k):
-            cfg = training.TrainConfig(epochs=1, batch_size=b, lr=2e-4, betas=(0.5, 0.999), seed=0, train_limit=k * b,
+            cfg = loop.TrainConfig(epochs=1, batch_size=b, lr=2e-4, betas=(0.5, 0.999), seed=0, train_limit=k * b,
                                   bf16=bf16, compile=compile_)
-            training.train(model, data_t, cfg, name=f"cost {config.name}")
+            loop.train(model, data_t, cfg, name=f"cost {config.name}")
 
     run(warmup)
     sync()
@@ -304,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from mnistgan import device as devices
+    from mnistgan.pipeline import device as devices
     from mnistgan.errors import PipelineError
 
     try:

@@ -30,11 +30,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from mnistgan import classifier, families, training
-from mnistgan.device import describe, select
+from mnistgan import classifier
+from mnistgan.gan import image
+from mnistgan.gan import loop
+from mnistgan.pipeline.device import describe, select
 from mnistgan.models import dcgan
 from mnistgan.models.lenet import LeNet
-from mnistgan.scoring import to_model_input
+from mnistgan.metrics.scores import to_model_input
 
 
 def load_images(path: Path, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -63,9 +65,9 @@ def dcgan_models(seed: int, device, width: int = 1, depth: int = 1):
 
 def dcgan_project(x, y, steps, batch, device, seed, lr=2e-3, betas=(0.5, 0.999), bf16=False, compile=False) -> None:
     g, d = dcgan_models(seed, device)
-    config = training.TrainConfig(epochs=1, batch_size=batch, lr=lr, betas=betas, seed=seed, train_limit=steps * batch,
+    config = loop.TrainConfig(epochs=1, batch_size=batch, lr=lr, betas=betas, seed=seed, train_limit=steps * batch,
                              bf16=bf16, compile=compile)
-    training.train(families.ImageGAN(g, d), (x.to(device),), config, name="benchmark")
+    loop.train(image.ImageGAN(g, d), (x.to(device),), config, name="benchmark")
 
 
 def dcgan_reference(x, y, steps, batch, device, seed, lr=2e-3, betas=(0.5, 0.999)) -> None:

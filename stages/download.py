@@ -4,9 +4,9 @@ Sources, in order: $MNIST_MIRROR (a directory or an http(s)/file URL holding the
 original .gz files), then the public mirrors. All four verified files are written, or none.
 """
 
-import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan.cli import run_stage
-from mnistgan.data import MNIST_FILES, download, sources_from_env
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+from mnistgan.pipeline.stage import run_stage
+from mnistgan.data.mnist import MNIST_FILES, download, sources_from_env
 
 
 def main(args, params):

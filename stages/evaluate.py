@@ -7,7 +7,7 @@ params only (a run id removed from params.yaml leaves its files behind; they mus
   plots/summary/             per family: <family>_grid.csv (run, F, D, B, fid, is, lenet_acc: the
                            heat map over F x D x B), <family>_train_curves.csv and
                            <family>_score_curves.csv (every run's per-epoch curves in one table)
-  REPORT.md                each experiment of both reports, theirs beside ours (src/mnistgan/report.py)
+  REPORT.md                each experiment of both reports, theirs beside ours (src/mnistgan/pipeline/report.py)
   results/<profile>/       summary.json, REPORT.md and provenance.json (commit, device, date),
                            so a paper-profile run is kept beside the committed quick one
 """
@@ -20,13 +20,14 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import report
-from mnistgan.cli import run_stage
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 from mnistgan.files import atomic_path, load_json, save_csv, save_json
+from mnistgan.gan import registry
+from mnistgan.pipeline import report, summary as schema
+from mnistgan.pipeline.params import ParamsError, parse_run_id
+from mnistgan.pipeline.stage import run_stage
 
-PACKAGES = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "dvc", "dvclive", "matplotlib")
-RUN_NAME = re.compile(r"^F(\d+)-D(\d+)-B(\d+)")
+PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "dvc", "dvclive", "matplotlib")
 
 
 def read_counts(path: Path) -> list[int]:
@@ -34,13 +35,7 @@ def read_counts(path: Path) -> list[int]:
     return [int(line.split(",")[1]) for line in lines]
 
 
-RUN_KEYS = ("fid", "is", "lenet_acc", "lenet_acc_ci95", "samples", "epochs")
-PCA_METHODS = ("global", "per_class", "ppca")
-COGAN_KEYS = ("agreement", "agreement_ci95", "agreement_chance", "agreement_normalised", "label_agreement",
-              "label_agreement_ci95", "label_agreement_chance", "label_agreement_normalised", "pairs")
-
-
-def gan_runs(metrics_dir: Path, names: list[str]) -> dict[str, dict]:
+def gan_runs(metrics_dir: Path, names: list[str], keys: tuple[str, ...]) -> dict[str, dict]:
     """Final scores of the runs ``names`` of one GAN family, from each run's dvclive metrics.json.
 
     Only the runs of the current params: files of a run id removed from ``<family>.runs`` stay on
@@ -48,7 +43,7 @@ def gan_runs(metrics_dir: Path, names: list[str]) -> dict[str, dict]:
     runs = {}
     for name in sorted(names):
         m = load_json(metrics_dir / name / "metrics.json")
-        runs[name] = {k: m.get(k) for k in RUN_KEYS if k in m}
+        runs[name] = {k: m.get(k) for k in keys if k in m}
     return runs
 
 
@@ -69,22 +64,23 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
         summary["lenet"]["test_acc_by_epoch"] = {str(step + 1): acc for step, acc in read_tsv(curve).items()}
     summary["data"] = {"class_counts": {s: read_counts(plots / f"data/class_counts_{s}.csv") for s in ("train", "test")}}
 
-    for family in ("dcgan", "ccgan"):
-        runs = gan_runs(m / family, params[family]["runs"])
+    synthetic = load_json(m / "synthetic.json")
+    for spec in registry.image_families():
+        family = spec.name
+        runs = gan_runs(m / family, spec.runs(params), spec.run_keys)
         summary[family] = {"runs": runs}
-        if family == "dcgan":
-            best = best_by(runs, "fid", lower_is_better=True)
-            selected_by = "fid (lowest)"
+        if spec.conditional:  # the run the synthetic training set was drawn from (synthetic.select_by)
+            best = (synthetic["run"], runs.get(synthetic["run"], {}))
+            selected_by = f"{synthetic['select_by']} ({synthetic['mode']})"
         else:
-            chosen = load_json(m / "synthetic.json")
-            best = (chosen["run"], runs.get(chosen["run"], {}))
-            selected_by = f"{chosen['select_by']} ({chosen['mode']})"
+            key, mode = spec.best_by
+            best = best_by(runs, key, lower_is_better=mode == "min")
+            selected_by = f"{key} ({'lowest' if mode == 'min' else 'highest'})"
         if best:
             name, r = best
-            summary[family]["best"] = {"config": name, **{k: r[k] for k in RUN_KEYS if k in r and k != "epochs"},
+            summary[family]["best"] = {"config": name, **{k: r[k] for k in spec.run_keys if k in r and k != "epochs"},
                                        "selected_by": selected_by}
 
-    synthetic = load_json(m / "synthetic.json")
     summary["synthetic"] = {"run": synthetic["run"], "images": synthetic["images"]}
     hybrid = load_json(m / "hybrid.json")
     curve = hybrid["curve"]
@@ -107,17 +103,18 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
                                "best": pca[method]["best"],
                                "curve": {k.removeprefix("n"): {s: v[s] for s in ("lenet_acc", "is", "fid")}
                                          for k, v in pca[method].items() if re.fullmatch(r"n\d+", k)}}
-                      for method in PCA_METHODS}
+                      for method in schema.PCA_METHODS}
     summary["pca"].update({"real_test": pca["real_test"], "samples": pca["samples"]})
 
-    summary["cogan"] = {p.name: {k: v for k, v in load_json(p / "metrics.json").items() if k in COGAN_KEYS}
-                        for p in (m / "cogan" / pair for pair in params["cogan"]["pairs"])}
+    for spec in registry.coupled_families():
+        summary[spec.name] = {pair: {k: v for k, v in load_json(m / spec.name / pair / "metrics.json").items()
+                                     if k in spec.run_keys} for pair in spec.runs(params)}
     if (m / "lenet_edge.json").is_file():
         edge = load_json(m / "lenet_edge.json")
         summary["lenet_edge"] = {k: edge[k] for k in ("test_acc", "test_acc_ci95")}
 
     # Every stage's timing but this one's own (written after, it would make reruns differ).
-    timings = {stage: load_json(m / "timings" / f"{stage}.json") for stage in sorted(report.timed_stages(params))}
+    timings = {stage: load_json(m / "timings" / f"{stage}.json") for stage in sorted(schema.timed_stages(params))}
     summary["timings"] = {k: {"wall_s": v["wall_s"], "peak_rss_mb": v["peak_rss_mb"]} for k, v in timings.items()}
     summary["total_wall_s"] = round(sum(v["wall_s"] for v in timings.values()), 1)
     summary["peak_rss_mb"] = max((v["peak_rss_mb"] for v in timings.values()), default=None)
@@ -130,13 +127,16 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
 def gan_grid_rows(runs: dict[str, dict]):
     """One row per plain F<n>-D<n>-B<n> run (the heat map; -vbn/-ls variants are in REPORT.md)."""
     for name, r in runs.items():
-        match = RUN_NAME.fullmatch(name)
-        if match:
-            yield [name, *match.groups(), r.get("fid", ""), r.get("is", ""), r.get("lenet_acc", "")]
+        try:
+            spec = parse_run_id(name)
+        except ParamsError:
+            continue
+        if not (spec.vbn or spec.smoothing):
+            yield [name, str(spec.width), str(spec.depth), str(spec.batch_size),
+                   r.get("fid", ""), r.get("is", ""), r.get("lenet_acc", "")]
 
 
 TRAIN_CURVES = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
-SCORE_CURVES = ("lenet_acc", "is", "fid")
 
 
 def read_tsv(path: Path) -> dict[int, float]:
@@ -174,15 +174,16 @@ def main(args, params):
     text = report.render(summary)
     save_json(Path(args.metrics) / "summary.json", summary)
     out, metrics = Path(args.plots) / "summary", Path(args.metrics)
-    for family in ("dcgan", "ccgan"):
-        save_csv(out / f"{family}_grid.csv", ["run", "F", "D", "B", "fid", "is", "lenet_acc"],
-                 gan_grid_rows(summary[family]["runs"]))
+    for spec in registry.FAMILIES.values():
+        family, runs = spec.name, spec.runs(params)
+        if spec in registry.image_families():
+            save_csv(out / f"{family}_grid.csv", ["run", "F", "D", "B", "fid", "is", "lenet_acc"],
+                     gan_grid_rows(summary[family]["runs"]))
         save_csv(out / f"{family}_train_curves.csv", ["run", "epoch", *TRAIN_CURVES, "d_acc"],
-                 gan_curves(metrics / family, params[family]["runs"], TRAIN_CURVES))
-        scores = SCORE_CURVES if family == "ccgan" else SCORE_CURVES[1:]
-        save_csv(out / f"{family}_score_curves.csv", ["run", "epoch", *scores], gan_curves(metrics / family, params[family]["runs"], scores))
-    save_csv(out / "cogan_train_curves.csv", ["run", "epoch", *TRAIN_CURVES, "d_acc"],
-             gan_curves(metrics / "cogan", params["cogan"]["pairs"], TRAIN_CURVES))
+                 gan_curves(metrics / family, runs, TRAIN_CURVES))
+        if spec.curves:
+            save_csv(out / f"{family}_score_curves.csv", ["run", "epoch", *spec.curves],
+                     gan_curves(metrics / family, runs, spec.curves))
     with atomic_path(args.report) as tmp:
         tmp.write_text(text)
     archive = Path(args.results) / params["profile"]

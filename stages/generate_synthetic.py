@@ -3,7 +3,7 @@
 The best CCGAN run is chosen by a metric, not by name: every run of ccgan.runs is ranked by
 the synthetic.select_by value (synthetic.mode: max or min) of its <metrics>/<run>/metrics.json
 (written by the CCGAN training stage), and its generator is loaded from <models>/<run>
-(generators.load_generator). Only the runs of the current params compete: DVC leaves the outputs
+(store.load_generator). Only the runs of the current params compete: DVC leaves the outputs
 of a run removed from ccgan.runs in the workspace, and they must not be picked. It then draws
 exactly as many digits of each class as the prepared training set holds (same size, same
 per-class counts), in random class order, from seeded noise.
@@ -23,9 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import classifier, device as devices, figures, generators, sampling, scoring
-from mnistgan.cli import run_stage
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+from mnistgan import classifier
+from mnistgan.pipeline import device as devices
+from mnistgan.pipeline import figures
+from mnistgan.gan import registry, store
+from mnistgan.gan import sampling
+from mnistgan.metrics import scores
+from mnistgan.pipeline.stage import run_stage
 from mnistgan.errors import PipelineError
 from mnistgan.files import load_json, load_npz, save_json, save_npz
 
@@ -59,8 +64,9 @@ def select_run(metrics_dir: Path, runs: list[str], key: str, mode: str) -> tuple
 def main(args, params):
     p, seed, bs = params["synthetic"], params["seed"], params["scoring"]["batch_size"]
     dev = devices.select(params["device"])
-    run, candidates = select_run(Path(args.metrics), params["ccgan"]["runs"], p["select_by"], p["mode"])
-    generator, _ = generators.load_generator(Path(args.models) / run, dev)
+    spec = registry.get(args.family)
+    run, candidates = select_run(Path(args.metrics), spec.runs(params), p["select_by"], p["mode"])
+    generator, _ = store.load_generator(Path(args.models) / run, dev)
     if not getattr(generator, "n_classes", 0):
         raise PipelineError(f"{args.models}/{run}: the generator is not class-conditional")
     print(f"generate_synthetic: best of {len(candidates)} CCGAN runs by {p['select_by']} ({p['mode']}): "
@@ -75,7 +81,7 @@ def main(args, params):
 
     scorer, ref_stats = classifier.load_scorer(args.scorer, dev)
     n = min(params["scoring"]["samples"], len(y))  # every final FID at one sample count (classes are shuffled)
-    scores = scoring.score_samples(scorer, x[:n], y[:n], ref_stats, bs, dev, intervals=True)
+    synth = scores.score_samples(scorer, x[:n], y[:n], ref_stats, bs, dev, intervals=True)
     first_ten = np.concatenate([np.flatnonzero(y == c)[:10] for c in range(10)])
     figures.save_grid(Path(args.plots) / "samples.png", x[first_ten], nrow=10,
                       title=f"synthetic training digits from CCGAN {run}", row_labels=[str(c) for c in range(10)])
@@ -86,15 +92,17 @@ def main(args, params):
         "candidates": candidates,
         "images": int(len(y)),
         "class_counts": counts.tolist(),
-        **scores,
+        **synth,
     })
-    print(f"generate_synthetic: {len(y)} digits from {run}: LeNet accuracy {scores['lenet_acc']:.4f}, "
-          f"IS {scores['is']:.3f}, FID {scores['fid']:.2f}")
+    print(f"generate_synthetic: {len(y)} digits from {run}: LeNet accuracy {synth['lenet_acc']:.4f}, "
+          f"IS {synth['is']:.3f}, FID {synth['fid']:.2f}")
 
 
 def configure(parser):
-    parser.add_argument("--models", default="models/ccgan", help="one saved generator per run: <models>/<run>")
-    parser.add_argument("--metrics", default="metrics/ccgan", help="one <metrics>/<run>/metrics.json per run")
+    parser.add_argument("--family", required=True, choices=[f.name for f in registry.image_families() if f.conditional],
+                        help="the class-conditional GAN family whose best run draws the set")
+    parser.add_argument("--models", required=True, help="one saved generator per run: <models>/<run>")
+    parser.add_argument("--metrics", required=True, help="one <metrics>/<run>/metrics.json per run")
     parser.add_argument("--data", default="data/prepared", help="prepared train.npz (its class counts)")
     parser.add_argument("--scorer", default="models/lenet", help="the fixed LeNet scorer")
     parser.add_argument("--out", default="data/synthetic/train.npz")

@@ -32,10 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import classifier, device as devices, figures, pca, scoring
-from mnistgan.cli import run_stage
-from mnistgan.data import allocate, stratified_subset
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+from mnistgan import classifier, pca
+from mnistgan.pipeline import device as devices
+from mnistgan.pipeline import figures
+from mnistgan.metrics import scores
+from mnistgan.pipeline.stage import run_stage
+from mnistgan.data.mnist import allocate, stratified_subset
 from mnistgan.files import load_npz, save_csv, save_json
 
 METHODS = ("global", "per_class", "ppca")
@@ -44,7 +47,7 @@ SCORES = ("lenet_acc", "is", "fid")
 
 def as_pixels(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 in [-1, 1], the scaling the GANs and the scorer use."""
-    return scoring.to_model_input(images).squeeze(1).numpy()
+    return scores.to_model_input(images).squeeze(1).numpy()
 
 
 def main(args, params):
@@ -64,7 +67,7 @@ def main(args, params):
           f"test digits and sampling {n_scored} PPCA digits for n in {p['components']}", flush=True)
 
     def score(images, labels):
-        return scoring.score_samples(scorer, images, labels, ref_stats, bs, dev, intervals=True)
+        return scores.score_samples(scorer, images, labels, ref_stats, bs, dev, intervals=True)
 
     first_of_class = [int(np.flatnonzero(y_test == c)[0]) for c in range(10)]
     grids = {"global": [x_test[first_of_class]], "per_class": [x_test[first_of_class]], "ppca": []}

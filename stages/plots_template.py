@@ -3,12 +3,12 @@
 Writes --out (build/plots_template.html, which .dvc/config's plots.html_template names): DVC's
 page layout with vega, vega-lite and vega-embed from the vl-convert-python package inside it
 instead of <script> tags that load them from a CDN, so the plots render with no network.
-See src/mnistgan/plots_template.py.
+See src/mnistgan/pipeline/plots_template.py.
 """
 
-import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import plots_template
-from mnistgan.cli import run_stage
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+from mnistgan.pipeline import plots_template
+from mnistgan.pipeline.stage import run_stage
 
 
 def main(args, params):

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.manifold import TSNE
 
-import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import data, domains, figures
-from mnistgan.cli import run_stage
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+from mnistgan.data import mnist
+from mnistgan.data import domains
+from mnistgan.pipeline import figures
+from mnistgan.pipeline.stage import run_stage
 from mnistgan.files import save_csv, save_npz
 
 
@@ -25,16 +27,16 @@ def main(args, params):
 
     splits = {}
     for name, limit in (("train", p["train_limit"]), ("test", p["test_limit"])):
-        s = data.read_split(raw, name)
-        keep = data.stratified_subset(s.y, limit, rng)
-        splits[name] = data.Split(s.x[keep], s.y[keep])
+        s = mnist.read_split(raw, name)
+        keep = mnist.stratified_subset(s.y, limit, rng)
+        splits[name] = mnist.Split(s.x[keep], s.y[keep])
         save_npz(out / f"{name}.npz", x=splits[name].x, y=splits[name].y)
-        counts = data.class_counts(splits[name].y)
+        counts = mnist.class_counts(splits[name].y)
         save_csv(plots / f"class_counts_{name}.csv", ["digit", "count"], enumerate(counts.tolist()))
         print(f"prepare: {name}: {len(splits[name].y)} images, per class {counts.tolist()}")
 
     train = splits["train"]
-    half_a, half_b = data.disjoint_halves(train.y, rng)
+    half_a, half_b = mnist.disjoint_halves(train.y, rng)
     xb = train.x[half_b]
     save_npz(out / "domains.npz", half_a=half_a, half_b=half_b,
              **{name: fn(xb) for name, fn in domains.TRANSFORMS.items()})
@@ -46,7 +48,7 @@ def main(args, params):
                       row_labels=["original", *domains.TRANSFORMS])
 
     # Figs 2-3 of report 004: t-SNE of a stratified subsample, coloured by class.
-    sub = data.stratified_subset(train.y, p["tsne_samples"], rng)
+    sub = mnist.stratified_subset(train.y, p["tsne_samples"], rng)
     xy = TSNE(n_components=2, perplexity=p["tsne_perplexity"], init="pca",
               random_state=params["seed"]).fit_transform(train.x[sub].reshape(len(sub), -1) / 255.0)
     figures.save_scatter(plots / "tsne.png", xy, train.y[sub],

@@ -8,7 +8,7 @@ cogan.train_limit_by_pair[pair] where named, else cogan.epochs and cogan.train_l
 
 Per epoch, dvclive logs d_loss and g_loss (sums over both domains), d_acc_real and d_acc_fake
 (means over both); every cogan.eval_every epochs also the scores of cogan.eval_samples pairs
-from fixed noise (mnistgan.agreement): `agreement`, the average pixel agreement ratio, beside
+from fixed noise (mnistgan.metrics.agreement): `agreement`, the average pixel agreement ratio, beside
 `agreement_chance` (the same samples re-paired at random) and `agreement_normalised`; and
 `label_agreement`, the fraction of pairs whose two images show the same digit, beside its
 chance. Domain-1 digits are read by the fixed LeNet (--scorer); a domain-2 image is mapped
@@ -17,7 +17,7 @@ without an inverse (edge), read by a LeNet trained on that domain (--domain-scor
 stages/train_domain_lenet.py). The final scores, with 95% intervals, are the run's metrics.
 
 Writes:
-  --out         models/cogan/<pair>/: generator.pt and config.json (mnistgan.generators.load_generator)
+  --out         models/cogan/<pair>/: generator.pt and config.json (mnistgan.gan.store.load_generator)
   --live        metrics/cogan/<pair>/: dvclive's metrics.json and plots/metrics/*.tsv
   --grid        plots/cogan/<pair>.png: 4 x 10 pairs from fixed noise, each row of domain-1
                 samples above the row of domain-2 samples from the same z
@@ -28,36 +28,39 @@ from pathlib import Path
 
 from dvclive import Live
 
-import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import (checkpoints, classifier, device as devices, domains, families, figures,
-                      generators, sampling, scoring, training)
-from mnistgan.cli import run_stage
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+from mnistgan import classifier
+from mnistgan.data import domains
 from mnistgan.files import load_npz
-from mnistgan.models import cogan
-from mnistgan.params import COGAN_DOMAINS, cogan_budget
+from mnistgan.gan import checkpoints, coupled, loop, registry, sampling, store
+from mnistgan.metrics import scores
+from mnistgan.pipeline import device as devices, figures
+from mnistgan.pipeline.params import pair_budget
+from mnistgan.pipeline.seeding import seed_everything
+from mnistgan.pipeline.stage import run_stage
 
 GRID_BLOCKS, GRID_COLUMNS = 4, 10
 
 
 def main(args, params):
-    p, seed, pair = params["cogan"], params["seed"], args.pair
-    epochs, train_limit = cogan_budget(p, pair)
+    spec = registry.get(args.family)
+    p, seed, pair = params[spec.name], params["seed"], args.pair
+    epochs, train_limit = pair_budget(p, pair)
     dev = devices.select(params["device"])
-    devices.seed_everything(seed)
+    seed_everything(seed)
 
     train, halves = load_npz(Path(args.data) / "train.npz"), load_npz(Path(args.data) / "domains.npz")
     first, second = train["x"][halves["half_a"]], halves[pair]
     n = min(len(first), len(second))  # the halves differ by a few images; pairs are never matched anyway
-    data = tuple(scoring.to_model_input(x[:n]).to(dev) for x in (first, second))
-    model = families.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
-                                cogan.CoupledDiscriminator().to(dev))
+    data = tuple(scores.to_model_input(x[:n]).to(dev) for x in (first, second))
+    model = spec.build(data, params, pair, seed)
 
-    config = training.TrainConfig(epochs=epochs, batch_size=p["batch_size"], lr=p["lr"],
-                                  betas=tuple(p["betas"]), seed=seed, train_limit=train_limit,
+    config = loop.TrainConfig(epochs=epochs, batch_size=p["batch_size"], lr=p["lr"],
+                              betas=tuple(p["betas"]), seed=seed, train_limit=train_limit,
                                   eval_every=p["eval_every"], bf16=p["bf16"], compile=p["compile"],
                                   lr_decay=p["lr_decay"], ema=p["ema"])
     identity = {
-        "family": "cogan", "pair": pair, "latent": p["latent"], "shared_layers": p["shared_layers"],
+        "family": spec.name, "pair": pair, "latent": p["latent"], "shared_layers": p["shared_layers"],
         "width": p["width"], "eval_samples": p["eval_samples"],
         "inputs": checkpoints.file_digest([Path(args.data) / "train.npz", Path(args.data) / "domains.npz", __file__,
                                            args.scorer, *([] if pair in domains.INVERSES else [args.domain_scorer])]),
@@ -66,17 +69,17 @@ def main(args, params):
     name = f"train_cogan {pair}"
     classify = digit_reader(pair, args.scorer, args.domain_scorer, params["scoring"]["batch_size"], dev)
 
-    def scores(generator) -> dict:
-        return sampling.agreement_scores(generator, pair, p["eval_samples"], seed + sampling.EVAL_SEED,
+    def pair_scores(generator) -> dict:
+        return coupled.agreement_scores(generator, pair, p["eval_samples"], seed + sampling.EVAL_SEED,
                                          params["scoring"]["batch_size"], classify)
 
     with Live(args.live, dvcyaml=False, save_dvc_exp=False) as live:
-        trained = training.train(
+        trained = loop.train(
             model, data, config, name=name, identity=identity, checkpoint=args.checkpoint,
-            evaluate=lambda g: {k: v for k, v in scores(g).items() if isinstance(v, float)},  # curves: numbers only
-            on_epoch=training.dvclive_logger(live, name, epochs),
+            evaluate=lambda g: {k: v for k, v in pair_scores(g).items() if isinstance(v, float)},  # curves: numbers only
+            on_epoch=loop.dvclive_logger(live, name, epochs),
         )
-        final = scores(trained.generator)
+        final = pair_scores(trained.generator)
         live.summary.update({**final, "epochs": epochs})
     print(f"{name}: pixel agreement {final['agreement']:.4f} (chance {final['agreement_chance']:.4f}, "
           f"normalised {final['agreement_normalised']:.3f}); label agreement {final['label_agreement']:.4f} "
@@ -87,8 +90,8 @@ def main(args, params):
     rows = pairs.transpose(0, 2, 1, 3, 4).reshape(-1, 28, 28)  # block by block: domain-1 row, domain-2 row
     figures.save_grid(args.grid, rows, nrow=GRID_COLUMNS, title=f"CoGAN original / {pair}, epoch {epochs}",
                       row_labels=["original", pair] * GRID_BLOCKS)
-    generators.save_generator(args.out, trained.generator, "cogan",
-                              {"pair": pair, "epochs": epochs, "final": trained.history[-1]})
+    store.save_generator(args.out, trained.generator, spec.name,
+                         {"pair": pair, "epochs": epochs, "final": trained.history[-1]})
 
 
 def digit_reader(pair: str, scorer_dir: str, domain_scorer_dir: str, batch_size: int, dev):
@@ -106,7 +109,8 @@ def digit_reader(pair: str, scorer_dir: str, domain_scorer_dir: str, batch_size:
 
 
 def configure(parser):
-    parser.add_argument("--pair", required=True, choices=COGAN_DOMAINS, help="the domain-2 transform")
+    parser.add_argument("--family", required=True, choices=[f.name for f in registry.coupled_families()])
+    parser.add_argument("--pair", required=True, choices=registry.PAIRS, help="the domain-2 transform")
     parser.add_argument("--data", default="data/prepared", help="prepared train.npz and domains.npz")
     parser.add_argument("--scorer", default="models/lenet", help="the fixed LeNet: reads domain-1 digits")
     parser.add_argument("--domain-scorer", default="models/lenet_edge",

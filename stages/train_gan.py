@@ -12,7 +12,7 @@ The run's final metrics are the same scores on scoring.samples digits (every gen
 FID at one sample count), with lenet_acc's 95% interval (lenet_acc_ci95).
 
 Writes:
-  --out         models/<family>/<run>/: generator.pt and config.json (mnistgan.generators.load_generator)
+  --out         models/<family>/<run>/: generator.pt and config.json (mnistgan.gan.store.load_generator)
   --live        metrics/<family>/<run>/: dvclive's metrics.json and plots/metrics/*.tsv
   --grid        plots/<family>/<run>.png: 100 digits from fixed noise (CCGAN: one class per row)
   --checkpoint  a checkpoint after every epoch: a rerun of a killed stage resumes from it and
@@ -24,54 +24,51 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
-import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import (checkpoints, classifier, device as devices, families, figures,
-                      generators, sampling, scoring, training)
-from mnistgan.cli import run_stage
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+from mnistgan import classifier
 from mnistgan.files import load_npz
-from mnistgan.params import parse_run_id
-
-FAMILIES = ("dcgan", "ccgan")
+from mnistgan.gan import checkpoints, image, loop, registry, sampling, store
+from mnistgan.metrics import scores
+from mnistgan.pipeline import device as devices, figures
+from mnistgan.pipeline.params import parse_run_id
+from mnistgan.pipeline.seeding import seed_everything
+from mnistgan.pipeline.stage import run_stage
 
 
 def main(args, params):
-    family, run = args.family, args.run
-    spec = parse_run_id(run)
-    shared, p, seed = params["gan"], params[family], params["seed"]
-    conditional = family == "ccgan"
+    spec, run = registry.get(args.family), args.run
+    family, shared, p, seed = spec.name, params["gan"], params[spec.name], params["seed"]
+    conditional = spec.conditional
     dev = devices.select(params["device"])
-    devices.seed_everything(seed)
+    seed_everything(seed)
 
     train = load_npz(Path(args.data) / "train.npz")
-    x = scoring.to_model_input(train["x"]).to(dev)
+    x = scores.to_model_input(train["x"]).to(dev)
     data = (x, torch.as_tensor(train["y"], dtype=torch.long, device=dev)) if conditional else (x,)
-    real_target = p["label_smoothing"] if spec.smoothing else 1.0
-    model = families.image_gan(data, conditional=conditional, width=spec.width, depth=spec.depth,
-                          latent=shared["latent"], vbn_batch=spec.batch_size if spec.vbn else 0,
-                          real_target=real_target, seed=seed)
+    model = spec.build(data, params, run, seed)
     scorer, ref_stats = classifier.load_scorer(args.scorer, dev)
 
-    config = training.TrainConfig(epochs=p["epochs"], batch_size=spec.batch_size, lr=p["lr"],
+    config = loop.TrainConfig(epochs=p["epochs"], batch_size=parse_run_id(run).batch_size, lr=p["lr"],
                                   betas=tuple(shared["betas"]), seed=seed, train_limit=p["train_limit"],
                                   eval_every=p["eval_every"], bf16=shared["bf16"], compile=shared["compile"],
                                   lr_decay=p["lr_decay"], ema=p["ema"])
     identity = {
-        "family": family, "run": run, "latent": shared["latent"], "real_target": real_target,
+        "family": family, "run": run, "latent": shared["latent"], "real_target": model.real_target,
         "eval_samples": shared["eval_samples"],
         "inputs": checkpoints.file_digest([Path(args.data) / "train.npz", args.scorer, __file__]),
         "code": checkpoints.code_digest(),
     }
     name = f"train_gan {family} {run}"
     with Live(args.live, dvcyaml=False, save_dvc_exp=False) as live:
-        trained = training.train(
+        trained = loop.train(
             model, data, config, name=name, identity=identity, checkpoint=args.checkpoint,
-            evaluate=lambda g: sampling.lenet_scores(g, scorer, ref_stats, shared["eval_samples"],
+            evaluate=lambda g: image.lenet_scores(g, scorer, ref_stats, shared["eval_samples"],
                                                      seed + sampling.EVAL_SEED, params["scoring"]["batch_size"]),
-            on_epoch=training.dvclive_logger(live, name, p["epochs"]),
+            on_epoch=loop.dvclive_logger(live, name, p["epochs"]),
         )
         # The run's metrics: scored once more at the end on scoring.samples digits, the same
         # number for every generator, so FIDs compare (the curves use gan.eval_samples).
-        final = sampling.lenet_scores(trained.generator, scorer, ref_stats, params["scoring"]["samples"],
+        final = image.lenet_scores(trained.generator, scorer, ref_stats, params["scoring"]["samples"],
                                       seed + sampling.EVAL_SEED, params["scoring"]["batch_size"], intervals=True)
         live.summary.update({**final, "epochs": p["epochs"]})
     print(f"{name}: final scores on {final['samples']} digits: " + ", ".join(
@@ -81,12 +78,12 @@ def main(args, params):
     grid = sampling.generate(trained.generator, sampling.latent_noise(100, shared["latent"], seed + sampling.GRID_SEED), labels)
     figures.save_grid(args.grid, grid.numpy(), nrow=10, title=f"{family.upper()} {run}, epoch {p['epochs']}",
                       row_labels=[str(c) for c in range(10)] if conditional else None)
-    generators.save_generator(args.out, trained.generator, family,
+    store.save_generator(args.out, trained.generator, family,
                               {"run": run, "epochs": p["epochs"], "final": trained.history[-1]})
 
 
 def configure(parser):
-    parser.add_argument("--family", required=True, choices=FAMILIES)
+    parser.add_argument("--family", required=True, choices=[f.name for f in registry.image_families()])
     parser.add_argument("--run", required=True, help="run id F<n>-D<n>-B<n>[-vbn][-ls], e.g. F1-D1-B64")
     parser.add_argument("--data", default="data/prepared", help="prepared train.npz")
     parser.add_argument("--scorer", default="models/lenet", help="the fixed LeNet scorer")

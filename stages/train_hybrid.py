@@ -2,7 +2,7 @@
 
 Every classifier is a LeNet of the scorer's architecture (lenet.channels, lenet.hidden) trained
 from scratch with Adam, on a hybrid set in the prepared training set's class proportions drawn
-from the real training images and the synthetic set (mixing.hybrid_set: within class c a
+from the real training images and the synthetic set (hybrid.hybrid_set: within class c a
 fraction r_c of the images is real, the rest synthetic), and tested on the real test set (a
 stratified subset of hybrid.test_images; 0 = all). Two budgets:
 
@@ -12,7 +12,7 @@ stratified subset of hybrid.test_images; 0 = all). Two budgets:
 * Everything else (hybrid.curve_total images for hybrid.curve_epochs; 0 = the headline's):
   - Fig 9: one classifier per real fraction r in hybrid.real_fractions -> curve.acc_real_<r>
     and plots/hybrid/real_fraction.csv (r, test_acc); fig9_smallest_r, the smallest r within
-    half a point (mixing.FIG9_TOLERANCE) of r = 1.0 on this curve (report 000's Fig 9 claim).
+    half a point (hybrid.FIG9_TOLERANCE) of r = 1.0 on this curve (report 000's Fig 9 claim).
   - Fig 10: learning rate x batch size (hybrid.sweep) on one hybrid set of real fraction
     hybrid.sweep.real_fraction -> plots/hybrid/lr_batch.csv (lr, batch_size, test_acc).
   - Figs 11-12: one classifier per named mix of per-class real fractions (hybrid.mixes, e.g.
@@ -32,10 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import classifier, device as devices, mixing, stats
-from mnistgan.cli import run_stage
-from mnistgan.data import stratified_subset
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+from mnistgan import classifier
+from mnistgan.pipeline import device as devices
+from mnistgan import hybrid
+from mnistgan.metrics import intervals
+from mnistgan.pipeline.stage import run_stage
+from mnistgan.data.mnist import stratified_subset
 from mnistgan.files import load_npz, save_csv, save_json
 
 
@@ -54,21 +57,21 @@ def main(args, params):
     total = h["total"] or len(train["y"])
     curve_total, curve_epochs = h["curve_total"] or total, h["curve_epochs"] or h["epochs"]
     n_jobs = (len(h["real_fractions"]) + len(h["sweep"]["lrs"]) * len(h["sweep"]["batch_sizes"]) + len(h["mixes"])
-              + len(mixing.HEADLINE_FRACTIONS))
+              + len(hybrid.HEADLINE_FRACTIONS))
     trained = {}  # (per-class fractions, lr, batch size, images, epochs) -> (model, test accuracy, real share)
     reported = 0
 
-    def fit(real_fraction: mixing.RealFraction, what: str, lr: float, batch_size: int,
+    def fit(real_fraction: hybrid.RealFraction, what: str, lr: float, batch_size: int,
             images: int = curve_total, epochs: int = curve_epochs):
         """Train one classifier on the hybrid set of ``real_fraction`` (once per distinct setting)."""
         nonlocal reported
-        per_class = real_fraction if isinstance(real_fraction, dict) else mixing.fractions_by_class(real_fraction)
+        per_class = real_fraction if isinstance(real_fraction, dict) else hybrid.fractions_by_class(real_fraction)
         key = (tuple(per_class.values()), lr, batch_size, images, epochs)
         start, again = time.perf_counter(), key in trained
         if not again:
             # The same seed for every set: a set is a function of its fractions and size only, so
             # the sweep's classifiers all see one set, and an identical setting is not retrained.
-            mix = mixing.hybrid_set((train["x"], train["y"]), (syn["x"], syn["y"]), images, per_class,
+            mix = hybrid.hybrid_set((train["x"], train["y"]), (syn["x"], syn["y"]), images, per_class,
                                     np.random.default_rng(seed))
             result = classifier.train_classifier(
                 mix.x, mix.y, x_test, y_test, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -87,7 +90,7 @@ def main(args, params):
 
     def with_ci(out: dict, r: float, acc: float) -> None:
         out[fraction_key(r)] = acc
-        out[fraction_key(r) + "_ci95"] = stats.wilson_ci95(round(acc * len(y_test)), len(y_test))
+        out[fraction_key(r) + "_ci95"] = intervals.wilson_ci95(round(acc * len(y_test)), len(y_test))
 
     plots, metrics, curve_metrics = Path(args.plots), {}, {}
     curve = []
@@ -107,18 +110,18 @@ def main(args, params):
 
     metrics["mixes"] = {}
     for name, spec in h["mixes"].items():
-        model, acc, share = fit(mixing.fractions_by_class(spec["default"], spec["per_class"]), f"mix {name}",
+        model, acc, share = fit(hybrid.fractions_by_class(spec["default"], spec["per_class"]), f"mix {name}",
                                 h["lr"], h["batch_size"])
         pred = classifier.predict(model, x_test, params["scoring"]["batch_size"], dev).argmax(1)
         save_csv(plots / "confusion" / f"{name}.csv", ["actual", "predicted"], zip(y_test.tolist(), pred.tolist()))
         metrics["mixes"][name] = {"test_acc": acc, "real_share": share}
 
-    for r in mixing.HEADLINE_FRACTIONS:
+    for r in hybrid.HEADLINE_FRACTIONS:
         with_ci(metrics, r, fit(r, f"headline r = {r:g}", h["lr"], h["batch_size"], total, h["epochs"])[1])
-    fig9 = mixing.smallest_fraction_near_all_real(dict(curve))
+    fig9 = hybrid.smallest_fraction_near_all_real(dict(curve))
     print(f"train_hybrid: r = 0 {metrics['acc_real_0.0']:.4f}, r = 1 {metrics['acc_real_1.0']:.4f} "
           f"({total} images, {h['epochs']} epoch(s)); Fig 9: r >= {fig9:g} is within "
-          f"{mixing.FIG9_TOLERANCE * 100:g} points of r = 1 ({curve_total} images, {curve_epochs} epoch(s))", flush=True)
+          f"{hybrid.FIG9_TOLERANCE * 100:g} points of r = 1 ({curve_total} images, {curve_epochs} epoch(s))", flush=True)
     save_json(args.metrics, {**metrics, "total": total, "epochs": h["epochs"],
                              "curve": curve_metrics, "curve_total": curve_total, "curve_epochs": curve_epochs,
                              "fig9_smallest_r": fig9, "test_images": int(len(y_test)),

@@ -11,9 +11,12 @@ from pathlib import Path
 
 from dvclive import Live
 
-import checkout  # noqa: F401  (first: this checkout's src/mnistgan, see checkout.py)
-from mnistgan import classifier, device as devices, scoring, stats
-from mnistgan.cli import run_stage
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+from mnistgan import classifier
+from mnistgan.pipeline import device as devices
+from mnistgan.metrics import scores
+from mnistgan.metrics import intervals
+from mnistgan.pipeline.stage import run_stage
 from mnistgan.files import load_npz, save_csv
 
 
@@ -38,20 +41,20 @@ def main(args, params):
             eval_batch_size=params["scoring"]["batch_size"], on_epoch=on_epoch, name="train_lenet",
         )
         model, bs = result.model, params["scoring"]["batch_size"]
-        f_test, p_test = scoring.lenet_outputs(model, test["x"], bs, dev)
-        f_train, _ = scoring.lenet_outputs(model, train["x"], bs, dev)
+        f_test, p_test = scores.lenet_outputs(model, test["x"], bs, dev)
+        f_train, _ = scores.lenet_outputs(model, train["x"], bs, dev)
         classifier.save_scorer(Path(args.out), model, p["channels"], p["hidden"], f_test)
 
         pred = p_test.argmax(1)
         save_csv(Path(args.plots) / "confusion.csv", ["actual", "predicted"], zip(test["y"].tolist(), pred.tolist()))
-        mu_tr, s_tr = scoring.gaussian_stats(f_train)
-        mu_te, s_te = scoring.gaussian_stats(f_test)
+        mu_tr, s_tr = scores.gaussian_stats(f_train)
+        mu_te, s_te = scores.gaussian_stats(f_test)
         live.summary.update({
             "train_acc": result.history[-1].train_acc,
             "test_acc": result.history[-1].test_acc,
-            "test_acc_ci95": stats.proportion_ci95(pred == test["y"]),
-            "test_is": scoring.inception_score(p_test),
-            "fid_train_vs_test": scoring.frechet_distance(mu_tr, s_tr, mu_te, s_te),
+            "test_acc_ci95": intervals.proportion_ci95(pred == test["y"]),
+            "test_is": scores.inception_score(p_test),
+            "fid_train_vs_test": scores.frechet_distance(mu_tr, s_tr, mu_te, s_te),
             "device": devices.describe(dev),
         })
         print(f"train_lenet: test accuracy {live.summary['test_acc']:.4f}, IS of real test digits "

@@ -6,7 +6,7 @@ picked up with its defaults and only the expensive knobs are turned down here.
 
 from __future__ import annotations
 
-from mnistgan.params import apply_overrides  # noqa: F401  (the tests' entry point)
+from mnistgan.pipeline.params import apply_overrides  # noqa: F401  (the tests' entry point)
 
 TINY_OVERRIDES: dict[str, object] = {
     # one thread per stage: tiny models gain nothing from more, and queued or parallel stages on

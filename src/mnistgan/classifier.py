@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import progress
-from .errors import PipelineError, first_line
-from .files import atomic_path, save_npz, load_npz
-from .models.lenet import LeNet
-from .scoring import gaussian_stats, lenet_outputs, to_model_input
+from mnistgan import progress
+from mnistgan.errors import PipelineError, first_line
+from mnistgan.files import atomic_path, save_npz, load_npz
+from mnistgan.models.lenet import LeNet
+from mnistgan.metrics.scores import gaussian_stats, lenet_outputs, to_model_input
 
 
 @dataclass

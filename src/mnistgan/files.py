@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import PipelineError
+from mnistgan.errors import PipelineError
 
 
 @contextlib.contextmanager

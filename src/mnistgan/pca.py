@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import PipelineError
+from mnistgan.errors import PipelineError
 
 PixelRange = tuple[float, float]
 

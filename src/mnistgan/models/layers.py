@@ -2,18 +2,15 @@
 
 :class:`MaxPool2x` replaces ``nn.MaxPool2d(2)`` in the LeNet (models/lenet.py), the scorer of
 every generator and the classifier of every hybrid run. It gives the same outputs and the same
-gradients bit for bit, so the LeNet trains, scores and loads exactly as before (pooling has no
-weights: state_dicts are unchanged). tests/test_layers.py checks values, indices and gradients
+gradients bit for bit, so the LeNet trains, scores and loads exactly as with torch's layer (pooling
+has no weights: state_dicts are the same). tests/unit/models/test_layers.py checks values, indices and gradients
 against torch's kernel, with ties, odd sizes, float32 and bfloat16, and a whole training run.
 
 Why by hand. torch's CPU max-pooling always computes the argmax indices, also under no_grad
-where nothing reads them, and its kernel is slow on the LeNet's maps. Measured on the 2-core
-CPU (2026-11-24, torch 2.15, 2 threads, medians of alternating rounds): the scorer read
-11,500 test digits/s with MaxPool2x against 8,000 with nn.MaxPool2d (batches of 250; on
-another run 5,900 against 4,800), and the first pooling's forward in a training step (batch
-32, 32 x 28 x 28 maps) took 1.1 ms against 2.2 ms of a 13.7 ms step. No library offers it. The
-GANs keep torch's layers: in their training steps (bfloat16, 7 x 7 maps in the CCGAN's
-discriminator) this was no faster (CCGAN 142.6 against 141.1 ms a step, CoGAN 72 against 70).
+where nothing reads them, and its kernel is slow on the LeNet's maps: with this layer both the
+scorer and a LeNet training step are faster on a CPU (docs/performance.md). No library offers
+it. The GANs keep torch's layers: their training steps (bfloat16, 7 x 7 maps in the CCGAN's
+discriminator) are no faster with it (docs/performance.md).
 
 How. The values are the maximum of the four strided views of each 2 x 2 window, which is exact
 (a maximum does no arithmetic). Under autograd the indices are torch's too (the first maximum in

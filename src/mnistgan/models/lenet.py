@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import MaxPool2x
+from mnistgan.models.layers import MaxPool2x
 
 
 class LeNet(nn.Module):

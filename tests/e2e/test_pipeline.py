@@ -1,0 +1,393 @@
+"""`dvc repro` of the real pipeline in a temporary Git+DVC repository on a tiny configuration.
+
+Uses the genuine MNIST files (from $MNIST_MIRROR or ../shared/mnist): the download stage
+checks the canonical md5s, so fake files cannot stand in for them here. The pipeline runs
+once per module (``tiny_repo``); tests that change things work on a copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import browser
+from conftest import ROOT, shared_mnist
+from tiny import TINY_OVERRIDES, apply_overrides
+
+
+pytestmark = pytest.mark.e2e
+
+MNIST = shared_mnist()
+if MNIST is None:
+    pytest.skip("genuine MNIST files not available offline (set MNIST_MIRROR to a directory "
+                "holding the four .gz files)", allow_module_level=True)
+
+
+def sh(cmd: list[str], cwd: Path, env: dict, check: bool = True, timeout: int = 1200) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+    return r
+
+
+def stages_run(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+def project_env(dest: Path) -> dict:
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        # the tmp repo's own library, and sitecustomize's hook that logs what each stage reads
+        "PYTHONPATH": os.pathsep.join([str(dest / "src"), str(dest / "src/mnistgan_tools/hooks")]),
+        "MNIST_MIRROR": str(MNIST),
+        "MNISTGAN_PUBLIC_MIRRORS": "",
+        "DVC_NO_ANALYTICS": "1",
+        # every stage appends the params keys it read and the files it imported (mnistgan_tools.params_log)
+        "MNISTGAN_PARAMS_LOG": str(dest.parent / f"{dest.name}.reads.jsonl"),
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+    }
+
+
+def make_project(dest: Path, overrides: dict[str, object]) -> dict:
+    """Copy the project's source files (not its outputs) into ``dest`` as a fresh Git+DVC repo."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    skip = ("dvc.lock", "metrics/", "plots/", "results/", "REPORT.md", "data/", "models/", "checkpoints/")
+    for rel in files:
+        if rel.startswith(skip) or not (ROOT / rel).is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+    params = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = project_env(dest)
+    assert (dest / ".dvc/config").is_file()  # the project's own DVC config came along
+    sh(["git", "init", "-q", "-b", "main"], dest, env)
+    sh(["git", "add", "-A"], dest, env)
+    sh(["git", "commit", "-qm", "init"], dest, env)
+    return env
+
+
+def copy_repo(src: Path, dest: Path) -> dict:
+    shutil.copytree(src, dest, symlinks=True)
+    return project_env(dest)
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory) -> Path:
+    """The tiny pipeline reproduced once, its lock and results committed."""
+    repo = tmp_path_factory.mktemp("tiny") / "repo"
+    repo.mkdir()
+    env = make_project(repo, TINY_OVERRIDES)
+    t0 = time.perf_counter()
+    r = sh(["dvc", "repro"], repo, env)
+    print(f"tiny dvc repro: {time.perf_counter() - t0:.1f}s, stages {stages_run(r.stdout)}")
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "tiny run"], repo, env)
+    return repo
+
+
+def test_outputs_and_numbers(tiny_repo):
+    lenet = json.loads((tiny_repo / "metrics/lenet/metrics.json").read_text())
+    assert 0.5 < lenet["test_acc"] <= 1.0
+    assert 1.0 <= lenet["test_is"] <= 10.0
+    counts = (tiny_repo / "plots/data/class_counts_train.csv").read_text().splitlines()
+    assert counts[0] == "digit,count" and sum(int(r.split(",")[1]) for r in counts[1:]) == 1200
+    for png in ("plots/data/tsne.png", "plots/data/domains.png"):
+        assert (tiny_repo / png).read_bytes()[:4] == b"\x89PNG"
+    assert {p.name for p in (tiny_repo / "models/lenet").iterdir()} == {"lenet.pt", "config.json", "test_stats.npz"}
+    timing = json.loads((tiny_repo / "metrics/timings/train_lenet.json").read_text())
+    assert timing["wall_s"] > 0 and 10 < timing["peak_rss_mb"] < 4096
+
+
+def test_every_stage_declares_what_it_reads(tiny_repo):
+    """Each stage's params in dvc.yaml cover every key its run read, and its code deps are every
+    project file its run imported: a stage whose inputs are not all declared could go stale."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    from mnistgan_tools.params_log import covers
+
+    records = [json.loads(line) for line in (tiny_repo.parent / "repo.reads.jsonl").read_text().splitlines()]
+    with Repo(str(tiny_repo)) as repo:
+        stages = {" ".join(s.cmd.split()[1:]): s for s in repo.index.stages if getattr(s, "cmd", None)}
+        declared = {cmd: ([k for d in s.deps if isinstance(d, ParamsDependency) for k in d.params],
+                          {d.def_path for d in s.deps if not isinstance(d, ParamsDependency)})
+                    for cmd, s in stages.items()}
+    seen, gaps = set(), []
+    for rec in records:
+        cmd = " ".join(rec["argv"])
+        params, files = declared[cmd]
+        name = stages[cmd].name
+        seen.add(name)
+        gaps += [f"{name} reads params key {k}, not declared" for k in rec["params"] if not covers(params, k)]
+        gaps += [f"{name} imported {f}, not a dep" for f in rec["files"] if f not in files]
+    assert not gaps, "\n".join(gaps)
+    assert seen == {s.name for s in stages.values()}, "every stage ran and was logged"
+
+
+def test_second_repro_is_a_fast_noop(tiny_repo):
+    env = project_env(tiny_repo)
+    t0 = time.perf_counter()
+    r = sh(["dvc", "repro"], tiny_repo, env)
+    elapsed = time.perf_counter() - t0
+    assert stages_run(r.stdout) == []
+    assert elapsed < 5.0, f"no-op dvc repro took {elapsed:.1f}s"
+    assert "changed" not in sh(["dvc", "status"], tiny_repo, env).stdout
+
+
+def test_metrics_and_plots_render(tiny_repo):
+    env = project_env(tiny_repo)
+    shown = sh(["dvc", "metrics", "show", "--json"], tiny_repo, env).stdout
+    assert "test_acc" in shown
+    out = tiny_repo.parent / "dvc_plots"
+    sh(["dvc", "plots", "show", "-o", str(out)], tiny_repo, env)
+    html = (out / "index.html").read_text()
+    for title in ("class counts, train", "LeNet confusion matrix", "LeNet accuracy per epoch"):
+        assert title in html, title
+
+
+@pytest.mark.skipif(browser.CHROMIUM is None, reason=browser.NO_CHROMIUM)
+def test_plots_show_after_a_fresh_repro_draws_every_chart_offline(tiny_repo, tmp_path):
+    """The page of `dvc plots show` right after `dvc repro` on a fresh copy, in Chromium with the
+    network off: every Vega plot drew, nothing went wrong (tests/browser.py)."""
+    assert "plots_template.html" in (tiny_repo / "build/.gitignore").read_text()  # made by dvc repro, not copied
+    env = project_env(tiny_repo)
+    sh(["dvc", "plots", "show", "-o", str(tmp_path / "out")], tiny_repo, env)
+    page = browser.render(tmp_path / "out/index.html")
+    assert page.probed and len(page.plots) > 10, page.plots
+    assert not page.blank and page.errors == [], (page.blank, page.errors)
+
+
+def test_changing_lenet_params_reruns_only_lenet_and_dependants(tiny_repo, tmp_path):
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    r = sh(["dvc", "exp", "run", "-S", "lenet.lr=0.002", "-n", "lr2"], repo, env)
+    ran = stages_run(r.stdout)
+    assert "train_lenet" in ran and "download" not in ran and "prepare" not in ran
+    assert json.loads(sh(["dvc", "status", "--json"], repo, env).stdout) == {}
+
+
+def test_rerun_gives_identical_metrics(tiny_repo, tmp_path):
+    """Determinism on CPU: the same params and seed give the same metrics.json twice."""
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    before = (repo / "metrics/lenet/metrics.json").read_text()
+    r = sh(["dvc", "repro", "-f", "-s", "train_lenet"], repo, env)
+    assert stages_run(r.stdout) == ["train_lenet"]
+    after = (repo / "metrics/lenet/metrics.json").read_text()
+    strip = lambda s: {k: v for k, v in json.loads(s).items() if k != "device"}  # noqa: E731
+    assert strip(after) == strip(before)
+
+
+def test_experiments_queue_push_and_pull_into_a_second_clone(tiny_repo, tmp_path):
+    """Share experiments with DVC's own machinery: queue, push to Git + DVC remotes, pull elsewhere."""
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    git_remote, dvc_remote = tmp_path / "remote.git", tmp_path / "dvcstore"
+    sh(["git", "init", "-q", "--bare", "-b", "main", str(git_remote)], tmp_path, env)
+    sh(["git", "remote", "add", "origin", str(git_remote)], repo, env)
+    sh(["dvc", "remote", "add", "-d", "store", str(dvc_remote)], repo, env)
+    sh(["git", "commit", "-qam", "remotes"], repo, env)
+    sh(["git", "push", "-q", "origin", "main"], repo, env)
+    sh(["dvc", "push"], repo, env)
+
+    for lr in ("0.002", "0.004"):
+        sh(["dvc", "exp", "run", "--queue", "-S", f"lenet.lr={lr}", "-n", f"lr-{lr}"], repo, env)
+    sh(["dvc", "queue", "start", "-j", "2"], repo, env)
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = sh(["dvc", "queue", "status"], repo, env).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    names = sorted(e["name"] for rev in shown for e in (rev.get("experiments") or []) if e.get("name"))
+    assert names == ["lr-0.002", "lr-0.004"], names
+    sh(["dvc", "exp", "push", "origin", "lr-0.002", "lr-0.004"], repo, env)
+
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(git_remote), str(clone)], tmp_path, env)
+    cenv = project_env(clone)
+    sh(["dvc", "exp", "pull", "origin", "lr-0.002", "lr-0.004"], clone, cenv)
+    table = sh(["dvc", "exp", "show", "--csv"], clone, cenv).stdout
+    assert "lr-0.002" in table and "lr-0.004" in table
+    sh(["dvc", "exp", "apply", "lr-0.004"], clone, cenv)
+    sh(["dvc", "pull"], clone, cenv)
+    assert (clone / "models/lenet/lenet.pt").is_file()
+    r = sh(["dvc", "repro"], clone, cenv)
+    assert stages_run(r.stdout) == [], "pulled experiment should not need retraining"
+
+
+def _interrupted_repro(repo: Path, env: dict, stage: str, checkpoint: Path, sig: int) -> None:
+    """Start `dvc repro -f -s <stage>`, wait for its first checkpoint, then send ``sig`` to the whole
+    process group (DVC and the stage's Python), as a user's kill or a scheduler would."""
+    proc = subprocess.Popen(["dvc", "repro", "-f", "-s", stage], cwd=repo, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not checkpoint.exists():
+        assert proc.poll() is None, f"stage ended before its first checkpoint:\n{proc.stdout.read()}"
+        assert time.time() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.05)
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_gan_resumes_and_ends_with_the_same_metrics(tiny_repo, tmp_path, sig):
+    """Kill a CCGAN run mid-training: nothing is accepted, and the next `dvc repro` resumes from
+    the last checkpoint and ends with exactly the metrics of an uninterrupted run."""
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["ccgan"].update(epochs=4, train_limit=640, eval_every=1)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run = params["ccgan"]["runs"][0]
+    stage, ckpt = f"train_ccgan@{run}", repo / f"checkpoints/ccgan/{run}.pt"
+    outputs = [f"metrics/ccgan/{run}/metrics.json", f"metrics/ccgan/{run}/plots/metrics/g_loss.tsv",
+               f"metrics/ccgan/{run}/plots/metrics/lenet_acc.tsv"]
+
+    shutil.rmtree(repo / "checkpoints", ignore_errors=True)
+    sh(["dvc", "repro", "-s", stage], repo, env)  # uninterrupted reference
+    reference = {p: (repo / p).read_text() for p in outputs}
+    shutil.rmtree(repo / "checkpoints")
+
+    _interrupted_repro(repo, env, stage, ckpt, sig)
+    status = json.loads(sh(["dvc", "status", "--json", stage], repo, env).stdout)
+    assert stage in status, "a killed stage must not be accepted as up to date"
+    assert not list(repo.rglob(".*.tmp")) or sig == signal.SIGKILL  # SIGTERM cleans its temporaries
+
+    r = sh(["dvc", "repro", "-s", stage], repo, env)
+    assert "resuming after epoch" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+    for p in outputs:
+        assert (repo / p).read_text() == reference[p], p
+    assert stage not in json.loads(sh(["dvc", "status", "--json", stage], repo, env).stdout)
+
+
+def test_ccgan_changes_rerun_only_ccgan_stages_and_their_dependants(tiny_repo, tmp_path):
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    run = yaml.safe_load((repo / "params.yaml").read_text())["ccgan"]["runs"][0]
+    # train_hybrid reruns only if the synthetic set changed (DVC skips a stage whose deps hash
+    # the same), so it may or may not appear; nothing else may.
+    must, may = {"generate_synthetic", "evaluate"}, {"train_hybrid"}
+
+    # A CCGAN learning rate: every CCGAN run and what depends on them; no DCGAN, CoGAN, LeNet, PCA.
+    r = sh(["dvc", "exp", "run", "-S", "ccgan.lr=0.001", "-n", "ccgan-lr"], repo, env)
+    ran = set(stages_run(r.stdout))
+    assert must | {f"train_ccgan@{run}"} <= ran <= must | may | {f"train_ccgan@{run}"}, ran
+
+    # One more CCGAN config: only the new run trains (then its dependants).
+    more = "F1-D2-B32" if run != "F1-D2-B32" else "F1-D1-B32"
+    r = sh(["dvc", "exp", "run", "-S", f"ccgan.runs=[{run},{more}]", "-n", "ccgan-more"], repo, env)
+    ran = set(stages_run(r.stdout))
+    assert must | {f"train_ccgan@{more}"} <= ran <= must | may | {f"train_ccgan@{more}"}, ran
+
+
+def test_summary_has_every_headline_key_in_range_and_report_is_reproduced_exactly(tiny_repo, tmp_path):
+    """Every key the summary schema promises is there and every headline is in its range (the
+    same check as the smoke run's), and REPORT.md is exactly what the renderer makes of it."""
+    from mnistgan.pipeline import params as params_mod, report, summary as schema
+
+    summary = json.loads((tiny_repo / "metrics/summary.json").read_text())
+    assert schema.problems(summary, params_mod.load(tiny_repo / "params.yaml")) == []
+
+    text = (tiny_repo / "REPORT.md").read_text()
+    assert text == report.render(summary)  # the file is exactly what the renderer makes of the summary
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    r = sh(["dvc", "repro", "-f", "-s", "evaluate"], repo, env)
+    assert stages_run(r.stdout) == ["evaluate"]
+    assert (repo / "REPORT.md").read_text() == text  # and rerunning the stage reproduces it byte for byte
+    assert (repo / "results/quick/REPORT.md").read_text() == text
+    assert json.loads((repo / "results/quick/provenance.json").read_text())["profile"] == "quick"
+
+
+def test_a_ccgan_experiment_shows_in_metrics_diff_and_plots_diff(tiny_repo, tmp_path):
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    sh(["dvc", "exp", "run", "-S", "ccgan.lr=0.002"], repo, env)
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo, env).stdout)
+    changed = {k for f in diff.values() for k in f}
+    assert any(k.startswith("ccgan.best") for k in changed), sorted(changed)
+    sh(["dvc", "plots", "diff", "-o", str(tmp_path / "diff")], repo, env)
+    html = (tmp_path / "diff/index.html").read_text()
+    assert "CCGAN LeNet accuracy on the intended class per epoch" in html and "workspace" in html
+    if browser.CHROMIUM:  # the diff page draws offline too (test_plots_page.py covers it without MNIST)
+        page = browser.render(tmp_path / "diff/index.html")
+        assert page.plots and not page.blank and page.errors == [], (page.blank, page.errors)
+
+    # The README's `dvc exp show` view fits in 120 columns and shows the changed param.
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("dvc exp show --only-changed \\\n")
+    command = readme[start:readme.index("\n```", start)]
+    r = subprocess.run(["bash", "-c", command + " --no-pager"], cwd=repo, env={**env, "COLUMNS": "120"},
+                       capture_output=True, text=True, timeout=300)
+    print(r.stdout)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "ccgan.lr" in lines[1] and "ccgan.best.fid" in lines[1], r.stdout
+    assert "…" not in r.stdout and max(map(len, lines)) <= 120, r.stdout
+
+
+def test_parallel_runner_matches_dvc_repro_and_leaves_nothing_to_run(tiny_repo, tmp_path):
+    """`python -m mnistgan_tools.parallel -j 2` gives the same results as `dvc repro` and commits them.
+
+    Two GAN families and the CoGANs change at once; both sides run at the tiny config's
+    cpu_threads = 1 (CPU results depend on the thread count, a param), so the numbers must
+    match exactly.
+    """
+    results = {}
+    for how in ("parallel", "repro"):
+        repo = tmp_path / how
+        env = copy_repo(tiny_repo, repo)
+        params = apply_overrides(yaml.safe_load((repo / "params.yaml").read_text()), {
+            "dcgan.runs": ["F1-D1-B32", "F1-D2-B32"], "ccgan.lr": 0.001, "cogan.shared_layers": 2})
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        cmd = [sys.executable, "-m", "mnistgan_tools.parallel", "-j", "2"] if how == "parallel" else ["dvc", "repro"]
+        r = sh(cmd, repo, env)
+        if how == "parallel":
+            started = [line.split()[2] for line in r.stdout.splitlines() if line.startswith("parallel: start")]
+            assert "train_dcgan@F1-D2-B32" in started and "train_lenet" not in started, started
+            assert "(2 running" in r.stdout  # two stages did run side by side
+            assert json.loads(sh(["dvc", "status", "--json"], repo, env).stdout) == {}
+            assert stages_run(sh(["dvc", "repro"], repo, env).stdout) == []
+        results[how] = {p.relative_to(repo).as_posix(): p.read_text()
+                        for p in sorted(repo.glob("metrics/*/*/metrics.json")) + [repo / "metrics/hybrid.json"]}
+    assert "metrics/dcgan/F1-D2-B32/metrics.json" in results["parallel"]
+    assert results["parallel"] == results["repro"]
+
+
+def test_a_bad_param_stops_dvc_repro_before_any_output_is_touched(tiny_repo, tmp_path):
+    """The typo a new user makes (a negative learning rate): `dvc repro` ends in check_params with
+    one line naming the key, and the CCGAN run's committed outputs are all still there, unchanged."""
+    repo = tmp_path / "repo"
+    env = copy_repo(tiny_repo, repo)
+    run = yaml.safe_load((repo / "params.yaml").read_text())["ccgan"]["runs"][0]
+    outputs = [f"metrics/ccgan/{run}/metrics.json", f"metrics/ccgan/{run}/plots/metrics/d_loss.tsv",
+               f"plots/ccgan/{run}.png", f"metrics/timings/train_ccgan@{run}.json", f"models/ccgan/{run}/generator.pt"]
+    before = {f: (repo / f).read_bytes() for f in outputs}
+    text = (repo / "params.yaml").read_text()
+    ccgan = text.index("ccgan:")
+    lr = text.index("lr:", ccgan)
+    (repo / "params.yaml").write_text(text[:lr] + "lr: -1\n" + text[text.index("\n", lr) + 1:])
+
+    r = sh(["dvc", "repro"], repo, env, check=False)
+    assert r.returncode != 0
+    assert stages_run(r.stdout) == ["check_params"]
+    errors = [line for line in r.stderr.splitlines() if "error:" in line and "check_params" in line]
+    assert errors == ["check_params: error: params.yaml: ccgan.lr must be > 0.0 (got -1.0)"], r.stderr
+    assert {f: (repo / f).read_bytes() for f in outputs} == before
