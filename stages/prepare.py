@@ -3,8 +3,10 @@
 Writes data/prepared/{train,test}.npz (x uint8 (N,28,28), y uint8), and domains.npz: the two
 disjoint class-stratified halves of the training set (half_a, half_b indices) and the
 domain-2 images (rotate, edge, negative) of half B for the CoGAN. Also the class-count table
-(Table 1 of report 004; plots/data/class_counts_*.csv), a figure of the four domains (Fig 1)
-and a seeded t-SNE of a stratified subsample (Figs 2-3).
+(Table 1 of report 004; plots/data/class_counts_*.csv), a figure of the four domains (Fig 1),
+a seeded t-SNE of a stratified subsample (Figs 2-3) and how well it separates each digit
+(plots/data/tsne_purity.csv: the k-nearest-neighbour purity of each class in the embedding,
+mnistgan.metrics.embedding).
 """
 
 from pathlib import Path
@@ -15,6 +17,7 @@ from sklearn.manifold import TSNE
 import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 from mnistgan.data import mnist
 from mnistgan.data import domains
+from mnistgan.metrics.embedding import knn_purity
 from mnistgan.pipeline import figures
 from mnistgan.pipeline.stage import run_stage
 from mnistgan.files import save_csv, save_npz
@@ -53,6 +56,12 @@ def main(args, params):
               random_state=params["seed"]).fit_transform(train.x[sub].reshape(len(sub), -1) / 255.0)
     figures.save_scatter(plots / "tsne.png", xy, train.y[sub],
                          f"t-SNE of {len(sub)} training digits (perplexity {p['tsne_perplexity']:g})")
+    purity = knn_purity(xy, train.y[sub], k=min(TSNE_NEIGHBOURS, len(sub) - 1))
+    save_csv(plots / "tsne_purity.csv", ["digit", "purity", "low", "high", "n", "chance"],
+             ([c, r["purity"], *(r["purity_ci95"] or ["", ""]), r["n"], r["chance"]] for c, r in purity.items()))
+
+
+TSNE_NEIGHBOURS = 10  # k of the purity: a point's neighbourhood in the t-SNE figure
 
 
 def configure(parser):

@@ -14,7 +14,9 @@ from fixed noise (mnistgan.metrics.agreement): `agreement`, the average pixel ag
 chance. Domain-1 digits are read by the fixed LeNet (--scorer); a domain-2 image is mapped
 back by the transform's exact inverse (rotate, negative) and read by the same LeNet, or,
 without an inverse (edge), read by a LeNet trained on that domain (--domain-scorer,
-stages/train_domain_lenet.py). The final scores, with 95% intervals, are the run's metrics.
+stages/train_domain_lenet.py). The final scores, with 95% intervals, are the run's metrics,
+with each domain's LeNet-FID in one feature space (fid_domain1, fid_domain2: which domain's
+images are further from real digits; mnistgan.gan.coupled.domain_fids).
 
 Writes:
   --out         models/cogan/<pair>/: generator.pt and config.json (mnistgan.gan.store.load_generator)
@@ -61,13 +63,16 @@ def main(args, params):
                                   lr_decay=p["lr_decay"], ema=p["ema"])
     identity = {
         "family": spec.name, "pair": pair, "latent": p["latent"], "shared_layers": p["shared_layers"],
-        "width": p["width"], "eval_samples": p["eval_samples"],
+        "output_layer": p["output_layer"], "width": p["width"], "eval_samples": p["eval_samples"],
         "inputs": checkpoints.file_digest([Path(args.data) / "train.npz", Path(args.data) / "domains.npz", __file__,
                                            args.scorer, *([] if pair in domains.INVERSES else [args.domain_scorer])]),
         "code": checkpoints.code_digest(),
     }
     name = f"train_cogan {pair}"
     classify = digit_reader(pair, args.scorer, args.domain_scorer, params["scoring"]["batch_size"], dev)
+    # the fixed LeNet and, for a transform without an inverse, the domain's own: each domain's FID
+    scorers = (*classifier.load_scorer(args.scorer, dev),
+               *(classifier.load_scorer(args.domain_scorer, dev) if pair not in domains.INVERSES else (None, None)))
 
     def pair_scores(generator) -> dict:
         return coupled.agreement_scores(generator, pair, p["eval_samples"], seed + sampling.EVAL_SEED,
@@ -80,10 +85,13 @@ def main(args, params):
             on_epoch=loop.dvclive_logger(live, name, epochs),
         )
         final = pair_scores(trained.generator)
+        final.update(coupled.domain_fids(trained.generator, pair, p["eval_samples"], seed + sampling.EVAL_SEED,
+                                         params["scoring"]["batch_size"], *scorers, device=dev))
         live.summary.update({**final, "epochs": epochs})
     print(f"{name}: pixel agreement {final['agreement']:.4f} (chance {final['agreement_chance']:.4f}, "
           f"normalised {final['agreement_normalised']:.3f}); label agreement {final['label_agreement']:.4f} "
-          f"(chance {final['label_agreement_chance']:.4f}) on {final['pairs']} pairs", flush=True)
+          f"(chance {final['label_agreement_chance']:.4f}) on {final['pairs']} pairs; LeNet-FID domain 1 "
+          f"{final['fid_domain1']:.2f}, domain 2 {final['fid_domain2']:.2f} ({final['fid_space']} digits)", flush=True)
 
     z = sampling.latent_noise(GRID_BLOCKS * GRID_COLUMNS, p["latent"], seed + sampling.GRID_SEED)
     pairs = sampling.generate(trained.generator, z).numpy().reshape(GRID_BLOCKS, GRID_COLUMNS, 2, 28, 28)

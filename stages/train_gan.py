@@ -9,7 +9,8 @@ Per epoch, dvclive logs d_loss, g_loss, d_acc_real, d_acc_fake; every <family>.e
 epochs also the LeNet scores of gan.eval_samples digits from fixed noise: is, fid (LeNet-FID
 against the real test set) and, for the CCGAN, lenet_acc (accuracy on the intended class).
 The run's final metrics are the same scores on scoring.samples digits (every generator's
-FID at one sample count), with lenet_acc's 95% interval (lenet_acc_ci95).
+FID at one sample count), with lenet_acc's 95% interval (lenet_acc_ci95), the CCGAN's accuracy
+per intended class (lenet_acc_by_class) and both networks' parameter counts.
 
 Writes:
   --out         models/<family>/<run>/: generator.pt and config.json (mnistgan.gan.store.load_generator)
@@ -70,7 +71,9 @@ def main(args, params):
         # number for every generator, so FIDs compare (the curves use gan.eval_samples).
         final = image.lenet_scores(trained.generator, scorer, ref_stats, params["scoring"]["samples"],
                                       seed + sampling.EVAL_SEED, params["scoring"]["batch_size"], intervals=True)
-        live.summary.update({**final, "epochs": p["epochs"]})
+        sizes = {f"params_{net}": sum(w.numel() for w in getattr(model, net).parameters())
+                 for net in ("generator", "discriminator")}  # report 000: G ~7M, D ~310k at F1-D1
+        live.summary.update({**final, "epochs": p["epochs"], **sizes})
     print(f"{name}: final scores on {final['samples']} digits: " + ", ".join(
         f"{k} {final[k]:.4f}" for k in ("lenet_acc", "is", "fid") if k in final), flush=True)
 

@@ -117,11 +117,12 @@ def install(log: str) -> None:
     root = os.getcwd()  # DVC runs every stage command from the project root
 
     def write_record() -> None:
+        if "params" not in state:
+            return  # not a stage (`dvc` itself, git hooks, ...): it never loaded params.yaml
         paths = {os.path.relpath(os.path.abspath(m.__file__), root) for m in list(sys.modules.values())
                  if getattr(m, "__file__", None) and os.path.isabs(m.__file__)}
         files = sorted(f for f in paths if f.startswith((os.path.join("src", "mnistgan", ""), "stages" + os.sep)))
-        params = state.get("params")
-        record = {"argv": sys.argv, "params": sorted(params.read if params is not None else ()), "files": files}
+        record = {"argv": sys.argv, "params": sorted(state["params"].read), "files": files}
         with open(log, "a") as f:
             f.write(json.dumps(record) + "\n")
 

@@ -13,7 +13,7 @@ it; ``--rev REV`` adds the experiments of an earlier commit whose dvc.lock is by
 HEAD's, i.e. whose every stage ran on the same code, data and params), keeps the runs whose
 params equal the workspace's except ``seed`` (one run per seed),
 skips experiments still queued or running (DVC shows them with the baseline's metrics),
-and for each headline key of metrics/summary.json (:data:`HEADLINES`) writes the values per
+and for each headline key of metrics/headlines.json (:data:`HEADLINES`) writes the values per
 seed, their mean, sample standard deviation, minimum and maximum. For a score where lower is
 better (FID) the worst case is the maximum; the table marks it. Nothing here is DVC-specific
 beyond reading that JSON: :func:`aggregate` is pure and tested on hand-made rows.
@@ -37,9 +37,8 @@ from mnistgan.files import atomic_path, save_json
 from mnistgan.pipeline import summary as schema
 from mnistgan.pipeline.summary import get
 
-# (key in metrics/summary.json, higher is better): the summary schema's numeric headlines, for
-# every pair a run may have, and the total stage time.
 def headlines(pairs: tuple[str, ...] = ("edge", "negative", "rotate")) -> list[tuple[str, bool]]:
+    """(key, higher is better) of the summary schema's scored headlines, for every pair a run may have."""
     from mnistgan.gan import registry
 
     pool = list(schema.HEADLINES) + [h for spec in registry.coupled_families()
@@ -72,7 +71,8 @@ def rows_from_exp_show(shown: list[dict]) -> list[dict]:
     def add(state: dict, name: str | None) -> None:
         data = state.get("data") or {}
         params = _file_data(data, "params", "params.yaml")
-        summary = _file_data(data, "metrics", "metrics/summary.json")
+        # the declared headlines; commits from before they had their own file declared the summary
+        summary = _file_data(data, "metrics", "metrics/headlines.json") or _file_data(data, "metrics", "metrics/summary.json")
         if params is not None and summary is not None:
             rows.append({"name": name or state.get("name") or state.get("rev", "")[:7], "rev": state.get("rev"),
                          "params": _flat(params), "summary": summary})
@@ -124,7 +124,7 @@ def markdown(result: dict, profile: str) -> str:
 
     seeds = [str(s) for s in result["seeds"]]
     lines = [f"Spread over seeds {', '.join(seeds)} (profile `{profile}`; runs: {', '.join(result['runs'])}); "
-             "worst = min, or max where lower is better (FID, time):", "",
+             "worst = min, or max where lower is better (FID):", "",
              "| metric | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | std | worst |",
              "|---|" + "---|" * (len(seeds) + 3)]
     for key, m in result["metrics"].items():

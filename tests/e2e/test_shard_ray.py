@@ -113,6 +113,6 @@ def test_two_ray_workers_a_killed_one_resumes_and_the_aggregator_reruns_nothing(
             assert (repo / rel).read_bytes() == (work / clone / rel).read_bytes(), rel
     status = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=repo, env=env,
                             capture_output=True, text=True, check=True)
-    assert json.loads(status.stdout) == {}
+    assert json.loads(status.stdout) == {"evaluate": ["always changed"]}  # by design (dvc.yaml)
     summary = json.loads((repo / "metrics/summary.json").read_text())
     assert set(summary["dcgan"]["runs"]) == {"F1-D1-B32", "F1-D2-B32"} and summary["ccgan"]["runs"][RUN]["epochs"] == 4

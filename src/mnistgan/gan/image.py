@@ -73,9 +73,10 @@ def build(data: Batch, params: dict, run: str, seed: int, spec) -> ImageGAN:
 def lenet_scores(generator: nn.Module, scorer: nn.Module, ref_stats, n: int, seed: int,
                  batch_size: int = 1000, intervals: bool = False) -> dict:
     """IS and LeNet-FID of ``n`` samples (and, if conditional, LeNet accuracy on the intended class);
-    ``intervals``: with the sample count and the accuracy's 95% interval (scores.score_samples)."""
+    ``intervals`` (the final scores): with the sample count, the accuracy's 95% interval and, if
+    conditional, the accuracy of each class (scores.score_samples)."""
     labels = balanced_labels(n) if generator.n_classes else None
     images = generate(generator, latent_noise(n, generator.latent, seed), labels, batch_size)
     device = next(scorer.parameters()).device
     return scores.score_samples(scorer, images, None if labels is None else labels.numpy(),
-                                 ref_stats, batch_size, device, intervals)
+                                 ref_stats, batch_size, device, intervals, by_class=intervals)

@@ -23,10 +23,12 @@ from mnistgan.errors import PipelineError
 # these transforms (mnistgan.data.domains.TRANSFORMS implements them; a test keeps the two equal).
 PAIRS = ("rotate", "negative", "edge")
 # Final scores every run of an image family reports (metrics/<family>/<run>/metrics.json).
-IMAGE_RUN_KEYS = ("fid", "is", "lenet_acc", "lenet_acc_ci95", "samples", "epochs")
+IMAGE_RUN_KEYS = ("fid", "is", "lenet_acc", "lenet_acc_ci95", "samples", "epochs", "lenet_acc_by_class",
+                  "samples_by_class", "params_generator", "params_discriminator")
 # ... and every CoGAN pair (mnistgan.metrics.agreement.pair_scores).
 PAIR_RUN_KEYS = ("agreement", "agreement_ci95", "agreement_chance", "agreement_normalised", "label_agreement",
-                 "label_agreement_ci95", "label_agreement_chance", "label_agreement_normalised", "pairs")
+                 "label_agreement_ci95", "label_agreement_chance", "label_agreement_normalised", "pairs",
+                 "fid_domain1", "fid_domain2", "fid_space")
 
 
 @dataclass(frozen=True)

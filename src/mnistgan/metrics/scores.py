@@ -84,12 +84,14 @@ def _psd_sqrt(m: np.ndarray) -> np.ndarray:
 
 
 def score_samples(model, images, labels=None, ref_stats=None, batch_size: int = 1000, device="cpu",
-                  intervals: bool = False) -> dict:
+                  intervals: bool = False, by_class: bool = False) -> dict:
     """All scores of a set of generated images: {'is', 'fid'?, 'lenet_acc'?}.
 
     ``intervals``: also ``samples`` (N) and, with labels, ``lenet_acc_ci95`` (the Wilson 95%
     interval). LeNet-FID is biased upwards by a small N, so FIDs are compared only at one N
-    (the final scores of every generator use ``scoring.samples``).
+    (the final scores of every generator use ``scoring.samples``). ``by_class`` (with labels):
+    also ``lenet_acc_by_class`` and ``samples_by_class``, the accuracy and count of each
+    intended class (which digits a conditional generator gets wrong).
     """
     feats, probs = lenet_outputs(model, images, batch_size, device)
     out = {"is": inception_score(probs)}
@@ -102,4 +104,9 @@ def score_samples(model, images, labels=None, ref_stats=None, batch_size: int = 
         out["samples"] = int(len(probs))
         if labels is not None:
             out["lenet_acc_ci95"] = proportion_ci95(np.argmax(probs, axis=1) == np.asarray(labels))
+    if by_class and labels is not None:
+        right, labels = np.argmax(probs, axis=1) == np.asarray(labels), np.asarray(labels)
+        classes = range(probs.shape[1])
+        out["lenet_acc_by_class"] = [float(right[labels == c].mean()) if (labels == c).any() else None for c in classes]
+        out["samples_by_class"] = [int((labels == c).sum()) for c in classes]
     return out

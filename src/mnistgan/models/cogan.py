@@ -17,6 +17,12 @@ Discriminator, per domain::
     x -> CONV 20 k5 -> max-pool 2                              per domain
       -> CONV 50 k5 -> max-pool 2 -> FC 500 -> PReLU -> FC 1   shared (the LAST layers)
 
+``output_layer="linear"`` replaces each domain's 6 x 6 output convolution by a fully connected
+layer from the whole 25 x 25 map to the 28 x 28 image (then tanh): each output pixel can draw
+on any position, so the two domains may place their strokes differently, e.g. rotated. This
+tests the hypothesis that the report's sharing cannot couple a rotation because its only
+unshared layer is local (this project's own variant; the paper has none).
+
 Shared layers are the same module objects in both branches, so their tensors are literally
 the same; a shared generator trunk is also evaluated once per batch. ``width`` scales the
 generator's four hidden widths (1.0 is the paper's 1024/512/256/128; the quick profile uses
@@ -35,29 +41,40 @@ G_LAYERS = ((4, 1, 0), (3, 2, 1), (3, 2, 1), (3, 2, 1), (6, 1, 1))
 MAX_SHARED = len(HIDDEN)
 
 
-def _generator_blocks(latent: int, widths: tuple[int, ...]) -> list[nn.Module]:
+OUTPUT_LAYERS = ("conv", "linear")
+HIDDEN_SIZE = 25  # side of the last hidden map (layer 4)
+
+
+def _generator_blocks(latent: int, widths: tuple[int, ...], output_layer: str = "conv") -> list[nn.Module]:
     """The four hidden blocks and the output layer of one generator branch."""
     blocks: list[nn.Module] = []
     c_in = latent
     for c_out, (k, s, p) in zip(widths, G_LAYERS):
         blocks.append(nn.Sequential(nn.ConvTranspose2d(c_in, c_out, k, s, p), nn.BatchNorm2d(c_out), nn.PReLU()))
         c_in = c_out
-    k, s, p = G_LAYERS[-1]
-    blocks.append(nn.Sequential(nn.ConvTranspose2d(c_in, 1, k, s, p), nn.Tanh()))
+    if output_layer == "linear":  # (N, c, 25, 25) -> (N, 784) -> (N, 1, 28, 28)
+        blocks.append(nn.Sequential(nn.Flatten(), nn.Linear(c_in * HIDDEN_SIZE ** 2, 28 * 28), nn.Tanh(),
+                                    nn.Unflatten(1, (1, 28, 28))))
+    else:
+        k, s, p = G_LAYERS[-1]
+        blocks.append(nn.Sequential(nn.ConvTranspose2d(c_in, 1, k, s, p), nn.Tanh()))
     return blocks
 
 
 class CoupledGenerator(nn.Module):
     """z (N, latent) -> (x1, x2), two (N, 1, 28, 28) images in [-1, 1] from the same z."""
 
-    def __init__(self, latent: int = LATENT, shared_layers: int = MAX_SHARED, width: float = 1.0):
+    def __init__(self, latent: int = LATENT, shared_layers: int = MAX_SHARED, width: float = 1.0,
+                 output_layer: str = "conv"):
         super().__init__()
         if not 0 <= shared_layers <= MAX_SHARED:
             raise ValueError(f"shared_layers must be in 0..{MAX_SHARED} (got {shared_layers})")
+        if output_layer not in OUTPUT_LAYERS:
+            raise ValueError(f"output_layer must be one of {', '.join(OUTPUT_LAYERS)} (got {output_layer!r})")
         self.latent, self.shared_layers = latent, shared_layers
-        self.init_kwargs = {"latent": latent, "shared_layers": shared_layers, "width": width}
+        self.init_kwargs = {"latent": latent, "shared_layers": shared_layers, "width": width, "output_layer": output_layer}
         widths = tuple(max(1, round(c * width)) for c in HIDDEN)
-        first, second = _generator_blocks(latent, widths), _generator_blocks(latent, widths)
+        first, second = (_generator_blocks(latent, widths, output_layer), _generator_blocks(latent, widths, output_layer))
         self.shared = nn.Sequential(*first[:shared_layers])
         self.private = nn.ModuleList([nn.Sequential(*first[shared_layers:]), nn.Sequential(*second[shared_layers:])])
         size = self.branch(0)(torch.zeros(2, latent, 1, 1)).shape[-2:]

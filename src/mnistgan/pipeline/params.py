@@ -214,6 +214,9 @@ class CoupledGan(Section):
 
     pairs: Annotated[_list(Domain), AfterValidator(_distinct)]  # domain 2 of each pair; domain 1 = original
     shared_layers: _int(0, 4)  # generator layers shared, from the first (paper: 4)
+    # each domain's own output layer: conv (the paper's 6x6 transposed convolution) or linear (a
+    # fully connected layer that can move strokes across the image; mnistgan.models.cogan)
+    output_layer: Literal["conv", "linear"]
     width: _float(0.0, 4.0, lo_open=True)  # generator widths x this (paper: 1.0 = 1024..128)
     latent: _int(1, 4096)
     batch_size: _int(1, 4096)

@@ -43,6 +43,9 @@ def run_stage(
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--timing", metavar="JSON", default=None,
                         help="write this run's wall time and peak memory here (REPORT.md reads them)")
+    parser.add_argument("--done", metavar="PATH", default=None,
+                        help="write this constant marker when the stage succeeds: what `evaluate` depends on "
+                             "to run after it, without depending on its changing metrics (dvc.yaml)")
     if configure:
         configure(parser)
     args = parser.parse_args(argv)
@@ -64,6 +67,11 @@ def run_stage(
         sys.exit(143)
     wall = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    if args.done:
+        from mnistgan.files import atomic_path
+
+        with atomic_path(args.done) as tmp:
+            tmp.write_text(f"{name}\n")
     if args.timing:
         from mnistgan.files import save_json
 

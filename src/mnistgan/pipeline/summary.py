@@ -85,7 +85,6 @@ HEADLINES: tuple[Headline, ...] = (
       for m in PCA_METHODS for k in ("saturation_components", "fid_saturation_components")),
     *(Headline(f"pca.{m}.best.lenet_acc") for m in PCA_METHODS),
     Headline("lenet_edge.test_acc"),
-    Headline("total_wall_s", False, (0, 1e7)),
 )
 # Per pair of a coupled family: the agreement headlines (the bars: the CoGAN paper's digits).
 PAIR_THEIRS = {"edge": 0.952, "negative": 0.967}
@@ -166,7 +165,7 @@ def expected_keys(params: dict) -> list[str]:
     each real fraction, mix and PCA n, each stage's timing."""
     keys = [h.key for h in headlines(params)]
     for spec in registry.image_families():
-        run_keys = [k for k in spec.run_keys if spec.conditional or not k.startswith("lenet_acc")]
+        run_keys = [k for k in spec.run_keys if spec.conditional or not k.startswith(("lenet_acc", "samples_by_class"))]
         keys += [f"{spec.name}.runs.{run}.{k}" for run in spec.runs(params) for k in run_keys]
         keys += [f"{spec.name}.best.{k}" for k in ("config", "fid", "is", "samples", "selected_by")]
     for spec in registry.coupled_families():
@@ -178,16 +177,58 @@ def expected_keys(params: dict) -> list[str]:
     keys += [f"pca.{m}.curve.{n}.{s}" for m in PCA_METHODS for n in params["pca"]["components"]
              for s in ("lenet_acc", "is", "fid")]
     keys += ["synthetic.run", "synthetic.images", "lenet_edge.test_acc", "lenet_edge.test_acc_ci95"]
-    keys += [f"timings.{s}.{k}" for s in timed_stages(params) for k in ("wall_s", "peak_rss_mb")]
-    keys += ["total_wall_s", "peak_rss_mb", "date", "versions.torch", "versions.dvc"]
     return list(dict.fromkeys(keys))
 
 
-def problems(summary: dict, params: dict) -> list[str]:
-    """One line per key of :func:`expected_keys` missing from ``summary`` and per headline value
-    out of its range."""
+def run_info_keys(params: dict) -> list[str]:
+    """Every key of metrics/run_info.json: each stage's timing, their total, the date, versions."""
+    return ([f"timings.{s}.{k}" for s in timed_stages(params) for k in ("wall_s", "peak_rss_mb")]
+            + ["total_wall_s", "peak_rss_mb", "date", "versions.torch", "versions.dvc"])
+
+
+def scored_headlines(params: dict) -> list[Headline]:
+    """The numeric headlines that are scores (not intervals, chance levels or labels): the keys of
+    metrics/headlines.json, the file `dvc exp show` and `dvc metrics diff` show."""
+    return [h for h in headlines(params)
+            if h.higher_is_better is not None and h.range != "ci" and "chance" not in h.key]
+
+
+def headline_values(summary: dict, params: dict) -> dict:
+    """metrics/headlines.json: the scored headlines of ``summary``, nested as in the summary."""
+    out: dict = {}
+    for h in scored_headlines(params):
+        value = get(summary, h.key)
+        if value is None:
+            continue
+        node, parts = out, _split(summary, h.key)
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _split(summary: dict, dotted: str) -> list[str]:
+    """The keys of ``summary`` that ``dotted`` walks through (a key may contain dots)."""
+    node, parts, i, out = summary, dotted.split("."), 0, []
+    while i < len(parts):
+        for j in range(len(parts), i, -1):
+            key = ".".join(parts[i:j])
+            if isinstance(node, dict) and key in node:
+                node, i = node[key], j
+                out.append(key)
+                break
+        else:
+            raise KeyError(dotted)
+    return out
+
+
+def problems(summary: dict, params: dict, run_info: dict | None = None) -> list[str]:
+    """One line per key of :func:`expected_keys` missing from ``summary`` (and of
+    :func:`run_info_keys` from ``run_info``, when given) and per headline value out of its range."""
     missing = object()
     out = [f"metrics/summary.json has no {k}" for k in expected_keys(params) if get(summary, k, missing) is missing]
+    if run_info is not None:
+        out += [f"metrics/run_info.json has no {k}" for k in run_info_keys(params) if get(run_info, k, missing) is missing]
     for h in headlines(params):
         value = get(summary, h.key, missing)
         if value is missing:

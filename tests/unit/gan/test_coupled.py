@@ -113,3 +113,17 @@ def test_chance_level_is_the_same_samples_re_paired_and_normalised_maps_it_to_ze
     assert abs(unrelated["agreement_normalised"]) < 0.05  # re-paired samples score about chance
     lo, hi = unrelated["agreement_ci95"]
     assert lo < unrelated["agreement"] < hi
+
+
+@pytest.mark.parametrize("shared", [0, 2, 4])
+def test_a_linear_output_layer_lands_on_28_by_28_and_is_per_domain(shared):
+    """The variant of claim 23: each domain's output is a fully connected layer from the whole last
+    hidden map, so one output pixel depends on every position of it (a stroke can move)."""
+    torch.manual_seed(0)
+    g = CoupledGenerator(shared_layers=shared, width=0.0625, output_layer="linear")
+    x1, x2 = g(torch.randn(3, 100))
+    assert x1.shape == x2.shape == (3, 1, 28, 28) and x1.abs().max() <= 1
+    last = [g.private[d][-1] for d in (0, 1)]
+    assert all(isinstance(m[1], torch.nn.Linear) for m in last) and last[0][1] is not last[1][1]
+    with pytest.raises(ValueError, match="output_layer"):
+        CoupledGenerator(output_layer="fc")

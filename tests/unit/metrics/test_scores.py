@@ -107,3 +107,18 @@ def test_the_scoring_batch_benchmark_times_each_size_and_checks_the_outputs_agre
     # batches under 8 images take another CPU kernel: the same numbers to ~1e-7, not bit for bit
     assert bench.main(["--data", str(data), "--sizes", "7", "300", "--rounds", "1", "--device", "cpu"]) == 1
     assert "batch     7" in (line := capsys.readouterr().out.splitlines()[1]) and "DIFFER" in line
+
+
+def test_knn_purity_is_one_for_separate_clusters_and_near_chance_when_mixed():
+    from mnistgan.metrics.embedding import knn_purity
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 50)
+    apart = rng.normal(size=(150, 2)) * 0.1 + labels[:, None] * 10.0  # three far-apart clusters
+    assert all(r["purity"] == 1.0 and r["n"] == 50 for r in knn_purity(apart, labels, k=5).values())
+    mixed = rng.normal(size=(150, 2))  # one cloud: neighbours are of any class
+    for r in knn_purity(mixed, labels, k=5).values():
+        assert abs(r["purity"] - 1 / 3) < 0.15 and r["purity_ci95"][0] < r["purity"] < r["purity_ci95"][1]
+        assert r["chance"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="more than k=5"):
+        knn_purity(apart[:5], labels[:5], k=5)
