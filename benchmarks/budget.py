@@ -28,18 +28,15 @@ import torch
 import yaml
 
 from mnistgan import classifier
-from mnistgan.pipeline import device as devices
 from mnistgan.data import domains
-from mnistgan.gan import coupled, image
-from mnistgan.pipeline import params as params_mod
-from mnistgan.gan import sampling
+from mnistgan.files import load_npz
+from mnistgan.gan import coupled, image, loop, sampling
 from mnistgan.metrics import scores
-from mnistgan.gan import loop
+from mnistgan.models import cogan
+from mnistgan.pipeline import device as devices, params as params_mod
 from mnistgan.pipeline.memory import keep_freed_memory
 from mnistgan.pipeline.seeding import seed_everything
 from mnistgan.pipeline.stage import set_cpu_threads
-from mnistgan.files import load_npz
-from mnistgan.models import cogan
 
 
 def build(family: str, what: str, params: dict, data_dir: Path, dev):
@@ -52,7 +49,7 @@ def build(family: str, what: str, params: dict, data_dir: Path, dev):
         n = min(len(first), len(second))
         data = tuple(scores.to_model_input(x[:n]).to(dev) for x in (first, second))
         model = coupled.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
-                                    cogan.CoupledDiscriminator().to(dev))
+                                   cogan.CoupledDiscriminator().to(dev))
         batch, betas, bf16, compile_ = p["batch_size"], p["betas"], p["bf16"], p["compile"]
         epochs, limit = params_mod.pair_budget(p, what)
     else:
@@ -61,13 +58,13 @@ def build(family: str, what: str, params: dict, data_dir: Path, dev):
         x = scores.to_model_input(train["x"]).to(dev)
         data = (x, torch.as_tensor(train["y"], dtype=torch.long, device=dev)) if family == "ccgan" else (x,)
         model = image.image_gan(data, conditional=family == "ccgan", width=spec.width, depth=spec.depth,
-                                   latent=shared["latent"], vbn_batch=spec.batch_size if spec.vbn else 0,
-                                   real_target=p["label_smoothing"] if spec.smoothing else 1.0, seed=params["seed"])
+                                latent=shared["latent"], vbn_batch=spec.batch_size if spec.vbn else 0,
+                                real_target=p["label_smoothing"] if spec.smoothing else 1.0, seed=params["seed"])
         batch, betas, bf16, compile_ = spec.batch_size, shared["betas"], shared["bf16"], shared["compile"]
         epochs, limit = p["epochs"], p["train_limit"]
     config = loop.TrainConfig(epochs=epochs, batch_size=batch, lr=p["lr"], betas=tuple(betas),
-                                  seed=params["seed"], train_limit=limit, bf16=bf16, compile=compile_,
-                                  lr_decay=p["lr_decay"], ema=p["ema"])
+                              seed=params["seed"], train_limit=limit, bf16=bf16, compile=compile_,
+                              lr_decay=p["lr_decay"], ema=p["ema"])
     return model, data, config
 
 

@@ -143,19 +143,24 @@ def measure(config: plan.Config, device_name: str, steps: int, warmup: int, data
             score_samples: int, scoring_batch: int, bf16: bool, compile_: bool, data: Path,
             lenet_shape: tuple) -> dict:
     """Time ``steps`` training steps of ``config`` (and scoring); this process's peak memory."""
+    import dvclive  # noqa: F401  (a stage imports these too: part of its start)
     import numpy as np
     import psutil
     import torch
 
-    import dvclive  # noqa: F401  (a stage imports these too: part of its start)
     from mnistgan import classifier
-    from mnistgan.pipeline import device as devices
-    from mnistgan.gan import coupled, image
-    from mnistgan.pipeline import figures  # noqa: F401
-    from mnistgan.gan import sampling  # noqa: F401
+    from mnistgan.gan import (
+        coupled,
+        image,
+        loop,  # noqa: F401
+        sampling,  # noqa: F401
+    )
     from mnistgan.metrics import scores
-    from mnistgan.gan import loop  # noqa: F401
     from mnistgan.models import cogan, lenet
+    from mnistgan.pipeline import (
+        device as devices,
+        figures,  # noqa: F401
+    )
 
     dev = devices.select(device_name)
     n = data_images
@@ -190,7 +195,7 @@ def measure(config: plan.Config, device_name: str, steps: int, warmup: int, data
             half = n // 2
             data_t = (x[:half], x[half: 2 * half])
             model = coupled.CoupledGAN(cogan.CoupledGenerator(config.latent, config.shared_layers, config.width).to(dev),
-                                   cogan.CoupledDiscriminator().to(dev))
+                                       cogan.CoupledDiscriminator().to(dev))
 
             def score():
                 classify = lambda a, c: (classifier.predict(scorer, a, scoring_batch, dev).argmax(1),  # noqa: E731
@@ -200,14 +205,14 @@ def measure(config: plan.Config, device_name: str, steps: int, warmup: int, data
             conditional = config.family == "ccgan"
             data_t = (x, y) if conditional else (x,)
             model = image.image_gan(data_t, conditional=conditional, width=int(config.width), depth=config.depth,
-                                  latent=config.latent, vbn_batch=b if config.vbn else 0, real_target=1.0, seed=0)
+                                    latent=config.latent, vbn_batch=b if config.vbn else 0, real_target=1.0, seed=0)
 
             def score():
                 image.lenet_scores(model.generator, scorer, ref, score_samples, 2, scoring_batch)
 
         def run(k):
             cfg = loop.TrainConfig(epochs=1, batch_size=b, lr=2e-4, betas=(0.5, 0.999), seed=0, train_limit=k * b,
-                                  bf16=bf16, compile=compile_)
+                                   bf16=bf16, compile=compile_)
             loop.train(model, data_t, cfg, name=f"cost {config.name}")
 
     run(warmup)
@@ -286,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure only configs (e.g. 'ccgan/F1-*') or stages (e.g. 'train_dcgan@*B128') "
                              "matching this glob; repeatable")
     parser.add_argument("--threads", type=int, help="CPU threads per measuring process (default: the profile's "
-                                                     "cpu_threads, or cores / --jobs where it is 0)")
+                        "cpu_threads, or cores / --jobs where it is 0)")
     parser.add_argument("--score-samples", type=int, default=1000, help="digits (pairs) per timed scoring")
     parser.add_argument("--data", type=Path, default=ROOT / "data/prepared/train.npz",
                         help="real digits to train on if present (else random pixels: same speed)")
@@ -311,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from mnistgan.pipeline import device as devices
     from mnistgan.errors import PipelineError
+    from mnistgan.pipeline import device as devices
 
     try:
         params = params_mod.load(args.profile)

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistgan.pipeline.memory import keep_freed_memory
-from mnistgan.pipeline.device import describe, select
 from mnistgan.files import load_npz
-from mnistgan.models.lenet import LeNet
 from mnistgan.metrics.scores import lenet_outputs
+from mnistgan.models.lenet import LeNet
+from mnistgan.pipeline.device import describe, select
+from mnistgan.pipeline.memory import keep_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,12 +31,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from mnistgan import classifier
-from mnistgan.gan import image
-from mnistgan.gan import loop
-from mnistgan.pipeline.device import describe, select
+from mnistgan.gan import image, loop
+from mnistgan.metrics.scores import to_model_input
 from mnistgan.models import dcgan
 from mnistgan.models.lenet import LeNet
-from mnistgan.metrics.scores import to_model_input
+from mnistgan.pipeline.device import describe, select
 
 
 def load_images(path: Path, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -66,7 +65,7 @@ def dcgan_models(seed: int, device, width: int = 1, depth: int = 1):
 def dcgan_project(x, y, steps, batch, device, seed, lr=2e-3, betas=(0.5, 0.999), bf16=False, compile=False) -> None:
     g, d = dcgan_models(seed, device)
     config = loop.TrainConfig(epochs=1, batch_size=batch, lr=lr, betas=betas, seed=seed, train_limit=steps * batch,
-                             bf16=bf16, compile=compile)
+                              bf16=bf16, compile=compile)
     loop.train(image.ImageGAN(g, d), (x.to(device),), config, name="benchmark")
 
 

@@ -14,6 +14,7 @@ An editor with a YAML language server can use it to check params.yaml as you typ
 import json
 
 import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+
 from mnistgan.files import atomic_path
 from mnistgan.pipeline import params as params_mod
 from mnistgan.pipeline.stage import run_stage

@@ -5,8 +5,9 @@ original .gz files), then the public mirrors. All four verified files are writte
 """
 
 import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
-from mnistgan.pipeline.stage import run_stage
+
 from mnistgan.data.mnist import MNIST_FILES, download, sources_from_env
+from mnistgan.pipeline.stage import run_stage
 
 
 def main(args, params):

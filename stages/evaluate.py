@@ -6,6 +6,9 @@ params only (a run id removed from params.yaml leaves its files behind; they mus
   metrics/headlines.json   the headline scores (mnistgan.pipeline.summary): the one metrics file
                            dvc.yaml declares, so `dvc exp show` and `dvc metrics diff` show them
   metrics/summary.json     every score (nested; `dvc metrics diff --targets metrics/summary.json`)
+                           and the claims ledger: each claim of both reports with the verdict its
+                           rule computes from the numbers (mnistgan.pipeline.claims; it also reads
+                           results/spread/<profile>.json and results/seeds/study/seed<k>.json)
   metrics/run_info.json    what the machine did: wall time and peak memory per stage, their
                            total, the date, library versions (REPORT's time table reads it)
   plots/summary/             per family: <family>_grid.csv (run, F, D, B, fid, is, lenet_acc: the
@@ -23,6 +26,8 @@ and timings themselves, so that changing one param shows no dependency-hash colu
 
 from __future__ import annotations
 
+import csv
+import json
 import platform
 import re
 import subprocess
@@ -30,9 +35,10 @@ from importlib import metadata
 from pathlib import Path
 
 import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+
 from mnistgan.files import atomic_path, load_json, save_csv, save_json
 from mnistgan.gan import registry
-from mnistgan.pipeline import report, summary as schema
+from mnistgan.pipeline import claims, report, summary as schema
 from mnistgan.pipeline.params import ParamsError, parse_run_id
 from mnistgan.pipeline.stage import run_stage
 
@@ -42,6 +48,18 @@ PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "dvc", "dvclive", "matplo
 def read_counts(path: Path) -> list[int]:
     lines = path.read_text().splitlines()[1:]
     return [int(line.split(",")[1]) for line in lines]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def class_errors(confusion_csv: Path, digit: int) -> dict:
+    """How the test digits of class ``digit`` were read: their count and the count per predicted class."""
+    rows = [(int(r["actual"]), int(r["predicted"])) for r in read_csv(confusion_csv)]
+    read_as = [sum(1 for a, p in rows if a == digit and p == k) for k in range(10)]
+    return {"n": sum(read_as), "as": read_as}
 
 
 def gan_runs(metrics_dir: Path, names: list[str], keys: tuple[str, ...]) -> dict[str, dict]:
@@ -72,6 +90,11 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
     if curve.exists():
         summary["lenet"]["test_acc_by_epoch"] = {str(step + 1): acc for step, acc in read_tsv(curve).items()}
     summary["data"] = {"class_counts": {s: read_counts(plots / f"data/class_counts_{s}.csv") for s in ("train", "test")}}
+    purity = plots / "data/tsne_purity.csv"
+    if purity.is_file():  # how well the t-SNE separates each digit (report 004's Figs 2-3)
+        summary["data"]["tsne_purity"] = {r["digit"]: {"purity": float(r["purity"]), "n": int(r["n"]),
+                                                       "purity_ci95": [float(r["low"]), float(r["high"])] if r["low"] else None}
+                                          for r in read_csv(purity)}
 
     synthetic = load_json(m / "synthetic.json")
     for spec in registry.image_families():
@@ -104,7 +127,11 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
         "fig9_smallest_r": hybrid["fig9_smallest_r"],
         "curve_total": hybrid["curve_total"], "curve_epochs": hybrid["curve_epochs"],
         "test_images": hybrid["test_images"], "lr_batch_best": hybrid["sweep"]["best"],
-        "mixes": {k: v["test_acc"] for k, v in hybrid["mixes"].items()}}
+        "mixes": {k: v["test_acc"] for k, v in hybrid["mixes"].items()},
+        # Fig 10's sweep and, per mix, what the classifier reads class-0 test digits as (Figs 11-12)
+        "lr_batch": [{"lr": float(r["lr"]), "batch_size": int(r["batch_size"]), "test_acc": float(r["test_acc"])}
+                     for r in read_csv(plots / "hybrid/lr_batch.csv")],
+        "class0_errors": {mix: class_errors(plots / "hybrid/confusion" / f"{mix}.csv", 0) for mix in hybrid["mixes"]}}
 
     pca = load_json(m / "pca.json")
     summary["pca"] = {method: {"saturation_components": pca[method]["saturation_components"],
@@ -123,6 +150,16 @@ def collect(m: Path, plots: Path, params: dict) -> dict:
         summary["lenet_edge"] = {k: edge[k] for k in ("test_acc", "test_acc_ci95")}
 
     return summary
+
+
+def seeds(results: Path, profile: str) -> tuple[dict | None, list[dict]]:
+    """The spread of this profile's headlines over seeds (results/spread/<profile>.json, written by
+    `python -m mnistgan_tools.spread`) and the summaries of the study profile's seeds
+    (results/seeds/study/seed<k>.json, committed after each seed's run): the claims ledger reads both."""
+    spread = results / "spread" / f"{profile}.json"
+    study = sorted((results / "seeds" / "study").glob("seed*.json"))
+    return (json.loads(spread.read_text()) if spread.is_file() else None,
+            [{**json.loads(f.read_text()), "seed": int(f.stem.removeprefix("seed"))} for f in study])
 
 
 def run_info(m: Path, params: dict) -> dict:
@@ -186,6 +223,7 @@ def git_commit() -> str | None:
 
 def main(args, params):
     summary = collect(Path(args.metrics), Path(args.plots), params)
+    summary["claims"] = claims.judge(summary, *seeds(Path(args.results), params["profile"]))
     info = run_info(Path(args.metrics), params)
     text = report.render(summary, info)
     save_json(Path(args.metrics) / "summary.json", summary)

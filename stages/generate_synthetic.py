@@ -21,18 +21,16 @@ import math
 from pathlib import Path
 
 import numpy as np
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 import torch
 
-import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 from mnistgan import classifier
-from mnistgan.pipeline import device as devices
-from mnistgan.pipeline import figures
-from mnistgan.gan import registry, store
-from mnistgan.gan import sampling
-from mnistgan.metrics import scores
-from mnistgan.pipeline.stage import run_stage
 from mnistgan.errors import PipelineError
 from mnistgan.files import load_json, load_npz, save_json, save_npz
+from mnistgan.gan import registry, sampling, store
+from mnistgan.metrics import scores
+from mnistgan.pipeline import device as devices, figures
+from mnistgan.pipeline.stage import run_stage
 
 
 def metric_value(metrics: dict, key: str, where: str) -> float:

@@ -31,15 +31,14 @@ and --metrics (metrics/pca.json), per method: saturation_components (the smalles
 from pathlib import Path
 
 import numpy as np
-
 import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+
 from mnistgan import classifier, pca
-from mnistgan.pipeline import device as devices
-from mnistgan.pipeline import figures
-from mnistgan.metrics import scores
-from mnistgan.pipeline.stage import run_stage
 from mnistgan.data.mnist import allocate, stratified_subset
 from mnistgan.files import load_npz, save_csv, save_json
+from mnistgan.metrics import scores
+from mnistgan.pipeline import device as devices, figures
+from mnistgan.pipeline.stage import run_stage
 
 METHODS = ("global", "per_class", "ppca")
 SCORES = ("lenet_acc", "is", "fid")

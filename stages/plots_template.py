@@ -7,6 +7,7 @@ See src/mnistgan/pipeline/plots_template.py.
 """
 
 import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+
 from mnistgan.pipeline import plots_template
 from mnistgan.pipeline.stage import run_stage
 

@@ -12,15 +12,14 @@ mnistgan.metrics.embedding).
 from pathlib import Path
 
 import numpy as np
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 from sklearn.manifold import TSNE
 
-import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
-from mnistgan.data import mnist
-from mnistgan.data import domains
+from mnistgan.data import domains, mnist
+from mnistgan.files import save_csv, save_npz
 from mnistgan.metrics.embedding import knn_purity
 from mnistgan.pipeline import figures
 from mnistgan.pipeline.stage import run_stage
-from mnistgan.files import save_csv, save_npz
 
 
 def main(args, params):

@@ -28,9 +28,9 @@ Writes:
 
 from pathlib import Path
 
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 from dvclive import Live
 
-import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 from mnistgan import classifier
 from mnistgan.data import domains
 from mnistgan.files import load_npz
@@ -59,8 +59,8 @@ def main(args, params):
 
     config = loop.TrainConfig(epochs=epochs, batch_size=p["batch_size"], lr=p["lr"],
                               betas=tuple(p["betas"]), seed=seed, train_limit=train_limit,
-                                  eval_every=p["eval_every"], bf16=p["bf16"], compile=p["compile"],
-                                  lr_decay=p["lr_decay"], ema=p["ema"])
+                              eval_every=p["eval_every"], bf16=p["bf16"], compile=p["compile"],
+                              lr_decay=p["lr_decay"], ema=p["ema"])
     identity = {
         "family": spec.name, "pair": pair, "latent": p["latent"], "shared_layers": p["shared_layers"],
         "output_layer": p["output_layer"], "width": p["width"], "eval_samples": p["eval_samples"],
@@ -76,12 +76,13 @@ def main(args, params):
 
     def pair_scores(generator) -> dict:
         return coupled.agreement_scores(generator, pair, p["eval_samples"], seed + sampling.EVAL_SEED,
-                                         params["scoring"]["batch_size"], classify)
+                                        params["scoring"]["batch_size"], classify)
 
     with Live(args.live, dvcyaml=False, save_dvc_exp=False) as live:
         trained = loop.train(
             model, data, config, name=name, identity=identity, checkpoint=args.checkpoint,
-            evaluate=lambda g: {k: v for k, v in pair_scores(g).items() if isinstance(v, float)},  # curves: numbers only
+            # the per-epoch curves: the numbers only (no intervals, counts or labels)
+            evaluate=lambda g: {k: v for k, v in pair_scores(g).items() if isinstance(v, float)},
             on_epoch=loop.dvclive_logger(live, name, epochs),
         )
         final = pair_scores(trained.generator)

@@ -18,14 +18,14 @@ Writes:
 from pathlib import Path
 
 import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
+
 from mnistgan import classifier
-from mnistgan.pipeline import device as devices
 from mnistgan.data import domains
-from mnistgan.metrics import scores
-from mnistgan.metrics import intervals
-from mnistgan.pipeline.stage import run_stage
 from mnistgan.errors import PipelineError
 from mnistgan.files import load_npz, save_json
+from mnistgan.metrics import intervals, scores
+from mnistgan.pipeline import device as devices
+from mnistgan.pipeline.stage import run_stage
 
 
 def main(args, params):

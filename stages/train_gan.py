@@ -22,10 +22,10 @@ Writes:
 
 from pathlib import Path
 
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 import torch
 from dvclive import Live
 
-import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 from mnistgan import classifier
 from mnistgan.files import load_npz
 from mnistgan.gan import checkpoints, image, loop, registry, sampling, store
@@ -50,9 +50,9 @@ def main(args, params):
     scorer, ref_stats = classifier.load_scorer(args.scorer, dev)
 
     config = loop.TrainConfig(epochs=p["epochs"], batch_size=parse_run_id(run).batch_size, lr=p["lr"],
-                                  betas=tuple(shared["betas"]), seed=seed, train_limit=p["train_limit"],
-                                  eval_every=p["eval_every"], bf16=shared["bf16"], compile=shared["compile"],
-                                  lr_decay=p["lr_decay"], ema=p["ema"])
+                              betas=tuple(shared["betas"]), seed=seed, train_limit=p["train_limit"],
+                              eval_every=p["eval_every"], bf16=shared["bf16"], compile=shared["compile"],
+                              lr_decay=p["lr_decay"], ema=p["ema"])
     identity = {
         "family": family, "run": run, "latent": shared["latent"], "real_target": model.real_target,
         "eval_samples": shared["eval_samples"],
@@ -64,13 +64,13 @@ def main(args, params):
         trained = loop.train(
             model, data, config, name=name, identity=identity, checkpoint=args.checkpoint,
             evaluate=lambda g: image.lenet_scores(g, scorer, ref_stats, shared["eval_samples"],
-                                                     seed + sampling.EVAL_SEED, params["scoring"]["batch_size"]),
+                                                  seed + sampling.EVAL_SEED, params["scoring"]["batch_size"]),
             on_epoch=loop.dvclive_logger(live, name, p["epochs"]),
         )
         # The run's metrics: scored once more at the end on scoring.samples digits, the same
         # number for every generator, so FIDs compare (the curves use gan.eval_samples).
         final = image.lenet_scores(trained.generator, scorer, ref_stats, params["scoring"]["samples"],
-                                      seed + sampling.EVAL_SEED, params["scoring"]["batch_size"], intervals=True)
+                                   seed + sampling.EVAL_SEED, params["scoring"]["batch_size"], intervals=True)
         sizes = {f"params_{net}": sum(w.numel() for w in getattr(model, net).parameters())
                  for net in ("generator", "discriminator")}  # report 000: G ~7M, D ~310k at F1-D1
         live.summary.update({**final, "epochs": p["epochs"], **sizes})
@@ -78,11 +78,12 @@ def main(args, params):
         f"{k} {final[k]:.4f}" for k in ("lenet_acc", "is", "fid") if k in final), flush=True)
 
     labels = torch.arange(10).repeat_interleave(10) if conditional else None
-    grid = sampling.generate(trained.generator, sampling.latent_noise(100, shared["latent"], seed + sampling.GRID_SEED), labels)
+    z = sampling.latent_noise(100, shared["latent"], seed + sampling.GRID_SEED)
+    grid = sampling.generate(trained.generator, z, labels)
     figures.save_grid(args.grid, grid.numpy(), nrow=10, title=f"{family.upper()} {run}, epoch {p['epochs']}",
                       row_labels=[str(c) for c in range(10)] if conditional else None)
     store.save_generator(args.out, trained.generator, family,
-                              {"run": run, "epochs": p["epochs"], "final": trained.history[-1]})
+                         {"run": run, "epochs": p["epochs"], "final": trained.history[-1]})
 
 
 def configure(parser):

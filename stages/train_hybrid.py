@@ -31,15 +31,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
-from mnistgan import classifier
-from mnistgan.pipeline import device as devices
-from mnistgan import hybrid
-from mnistgan.metrics import intervals
-from mnistgan.pipeline.stage import run_stage
+
+from mnistgan import classifier, hybrid
 from mnistgan.data.mnist import stratified_subset
 from mnistgan.files import load_npz, save_csv, save_json
+from mnistgan.metrics import intervals
+from mnistgan.pipeline import device as devices
+from mnistgan.pipeline.stage import run_stage
 
 
 def fraction_key(r: float) -> str:

@@ -9,15 +9,14 @@ real test digits and the FID between real train and real test features.
 
 from pathlib import Path
 
+import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 from dvclive import Live
 
-import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 from mnistgan import classifier
-from mnistgan.pipeline import device as devices
-from mnistgan.metrics import scores
-from mnistgan.metrics import intervals
-from mnistgan.pipeline.stage import run_stage
 from mnistgan.files import load_npz, save_csv
+from mnistgan.metrics import intervals, scores
+from mnistgan.pipeline import device as devices
+from mnistgan.pipeline.stage import run_stage
 
 
 def main(args, params):

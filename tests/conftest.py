@@ -79,8 +79,8 @@ def tiny_mirror(tmp_path) -> tuple[Path, dict[str, str]]:
 
 
 def shared_mnist() -> Path | None:
-    """The genuine MNIST files, from $MNIST_MIRROR (a directory) or ../shared/mnist, if present."""
-    for cand in (os.environ.get("MNIST_MIRROR"), str(ROOT.parent / "shared" / "mnist")):
-        if cand and "://" not in cand and (Path(cand) / "train-images-idx3-ubyte.gz").is_file():
-            return Path(cand).resolve()
+    """The genuine MNIST files, from $MNIST_MIRROR (a directory), if it holds them."""
+    cand = os.environ.get("MNIST_MIRROR")
+    if cand and "://" not in cand and (Path(cand) / "train-images-idx3-ubyte.gz").is_file():
+        return Path(cand).resolve()
     return None

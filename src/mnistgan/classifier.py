@@ -18,9 +18,9 @@ from torch import nn
 
 from mnistgan import progress
 from mnistgan.errors import PipelineError, first_line
-from mnistgan.files import atomic_path, save_npz, load_npz
-from mnistgan.models.lenet import LeNet
+from mnistgan.files import atomic_path, load_npz, save_npz
 from mnistgan.metrics.scores import gaussian_stats, lenet_outputs, to_model_input
+from mnistgan.models.lenet import LeNet
 
 
 @dataclass

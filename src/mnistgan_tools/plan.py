@@ -31,8 +31,12 @@ import os
 from dataclasses import dataclass
 
 from mnistgan.errors import PipelineError
+from mnistgan.gan import registry
 from mnistgan.hybrid import HEADLINE_FRACTIONS
 from mnistgan.pipeline.params import pair_budget, parse_run_id
+
+IMAGE = tuple(f.name for f in registry.image_families())  # the F x D x B grid's families
+COUPLED = tuple(f.name for f in registry.coupled_families())
 
 MNIST_TRAIN, MNIST_TEST = 60000, 10000
 FLOAT = 4  # bytes of a float32
@@ -64,15 +68,17 @@ class Config:
     vbn: bool = False
     latent: int = 100
     shared_layers: int = 0
+    output_layer: str = "conv"
     channels: tuple[int, int] = (32, 64)
     hidden: tuple[int, int] = (256, 84)
 
     @property
     def name(self) -> str:
-        if self.family in ("dcgan", "ccgan"):
+        if self.family in IMAGE:
             return f"{self.family}/F{self.width:g}-D{self.depth}-B{self.batch}" + ("-vbn" if self.vbn else "")
-        if self.family == "cogan":
-            return f"cogan/w{self.width:g}-s{self.shared_layers}-B{self.batch}"
+        if self.family in COUPLED:
+            return (f"{self.family}/w{self.width:g}-s{self.shared_layers}-B{self.batch}"
+                    + ("" if self.output_layer == "conv" else f"-{self.output_layer}"))
         return f"lenet/{self.channels[0]}x{self.channels[1]}-{self.hidden[0]}x{self.hidden[1]}-B{self.batch}"
 
 
@@ -120,7 +126,7 @@ def gan_work(params: dict) -> list[StageWork]:
     n = n_train(params)
     shared = params["gan"]
     final = params["scoring"]["samples"]
-    for family in ("dcgan", "ccgan"):
+    for family in IMAGE:
         p = params[family]
         evals = p["epochs"] // p["eval_every"]
         for run in p["runs"]:
@@ -129,14 +135,16 @@ def gan_work(params: dict) -> list[StageWork]:
             part = Part(config, p["epochs"], _whole_batches(n, p["train_limit"], spec.batch_size),
                         evals * shared["eval_samples"] + final)
             out.append(StageWork(f"train_{family}@{run}", (part,), n))
-    p = params["cogan"]
     pairs = cogan_pairs(params)
-    config = Config("cogan", p["batch_size"], p["width"], latent=p["latent"], shared_layers=p["shared_layers"])
-    for pair in p["pairs"]:
-        epochs, limit = pair_budget(p, pair)
-        part = Part(config, epochs, _whole_batches(pairs, limit, p["batch_size"]),
-                    (epochs // p["eval_every"] + 1) * p["eval_samples"])
-        out.append(StageWork(f"train_cogan@{pair}", (part,), 2 * pairs))
+    for family in COUPLED:
+        p = params[family]
+        config = Config(family, p["batch_size"], p["width"], latent=p["latent"], shared_layers=p["shared_layers"],
+                        output_layer=p["output_layer"])
+        for pair in p["pairs"]:
+            epochs, limit = pair_budget(p, pair)
+            part = Part(config, epochs, _whole_batches(pairs, limit, p["batch_size"]),
+                        (epochs // p["eval_every"] + 1) * p["eval_samples"])
+            out.append(StageWork(f"train_{family}@{pair}", (part,), 2 * pairs))
     return out
 
 
@@ -166,7 +174,7 @@ def lenet_work(params: dict) -> list[StageWork]:
         fit({"default": mix["default"], "per_class": mix.get("per_class") or {}}, h["lr"], h["batch_size"])
     return [
         StageWork("train_lenet", (Part(config(lenet["batch_size"]), lenet["epochs"], n),), n),
-        StageWork("train_edge_lenet", (Part(config(lenet["batch_size"]), params["cogan"]["domain_lenet_epochs"],
+        StageWork("train_edge_lenet", (Part(config(lenet["batch_size"]), params[COUPLED[0]]["domain_lenet_epochs"],
                                             cogan_pairs(params)),), cogan_pairs(params)),
         StageWork("train_hybrid", tuple(trained.values()), total),
     ]
@@ -216,14 +224,14 @@ def _shapes(config: Config, count_flops: bool) -> tuple[Footprint, float]:
         outputs.append(sum(t.numel() for t in tensors if isinstance(t, torch.Tensor)))
 
     with torch.device("meta"):
-        if config.family in ("dcgan", "ccgan"):
-            conditional = config.family == "ccgan"
+        if config.family in IMAGE:
+            conditional = registry.get(config.family).conditional
             data = (torch.zeros(b, 1, 28, 28),) + ((torch.zeros(b, dtype=torch.long),) if conditional else ())
             model = image.ImageGAN(*_image_nets(config, conditional, b))
             nets = (model.generator, model.discriminator)
-        elif config.family == "cogan":
-            model = coupled.CoupledGAN(cogan.CoupledGenerator(config.latent, config.shared_layers, config.width),
-                                   cogan.CoupledDiscriminator())
+        elif config.family in COUPLED:
+            model = coupled.CoupledGAN(cogan.CoupledGenerator(config.latent, config.shared_layers, config.width,
+                                                              config.output_layer), cogan.CoupledDiscriminator())
             data = (torch.zeros(b, 1, 28, 28), torch.zeros(b, 1, 28, 28))
             nets = (model.generator, model.discriminator)
         else:
@@ -237,7 +245,7 @@ def _shapes(config: Config, count_flops: bool) -> tuple[Footprint, float]:
                 acts = sum(outputs)
             else:  # the loop's step: D on real and fake, then G through D (training._step)
                 z = (torch.zeros(b, config.latent),)
-                if config.family == "ccgan":
+                if config.family in IMAGE and registry.get(config.family).conditional:
                     z += (torch.zeros(b, dtype=torch.long),)
                 fake = model.fake(z)
                 model.d_loss(data, fake.detach(), z)[0].backward()

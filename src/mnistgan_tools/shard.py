@@ -63,8 +63,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mnistgan.pipeline import params as params_mod
 from mnistgan.errors import PipelineError, first_line
+from mnistgan.pipeline import params as params_mod
 
 DEFAULT_STAGES = ("train_dcgan@*", "train_ccgan@*", "train_cogan@*")
 REMOTE = "shard"  # the DVC remote's name in every clone's .dvc/config.local
@@ -306,8 +306,7 @@ def connect(address: str, workers: int, cpus: float, gpus: float):
 
 def run(root: Path, args) -> int:
     t0 = time.perf_counter()
-    from mnistgan_tools import parallel
-    from mnistgan_tools import plan
+    from mnistgan_tools import parallel, plan
 
     params = params_mod.load(os.path.relpath(root / "params.yaml"))
     pipeline = parallel.load_pipeline(root)

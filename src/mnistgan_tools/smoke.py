@@ -39,9 +39,9 @@ from typing import Any
 
 import yaml
 
-from mnistgan.pipeline import params as params_mod
 from mnistgan.errors import PipelineError, first_line
-from mnistgan.pipeline import summary as schema
+from mnistgan.gan import registry
+from mnistgan.pipeline import params as params_mod, summary as schema
 
 # Keys that set how much work a stage does, not what it computes: epochs, images per epoch
 # (and the data they are drawn from), scored samples and how often scores are taken, the sizes
@@ -91,12 +91,14 @@ def smoke_budget(params: dict) -> dict[str, Any]:
     """:data:`SMOKE_BUDGET`, with each family's images per epoch raised to its largest batch (a
     grid with B256 runs trains one batch of 256), and the data to hold them."""
     budget = dict(SMOKE_BUDGET)
-    for family in ("dcgan", "ccgan"):
-        largest = max(params_mod.parse_run_id(r).batch_size for r in params[family]["runs"])
-        budget[f"{family}.train_limit"] = max(budget[f"{family}.train_limit"], largest)
-    budget["cogan.train_limit"] = max(budget["cogan.train_limit"], params["cogan"]["batch_size"])
-    budget["data.train_limit"] = max(budget["data.train_limit"], budget["dcgan.train_limit"],
-                                     budget["ccgan.train_limit"], 2 * budget["cogan.train_limit"] + 10)
+    for spec in registry.image_families():
+        largest = max(params_mod.parse_run_id(r).batch_size for r in spec.runs(params))
+        budget[f"{spec.name}.train_limit"] = max(budget[f"{spec.name}.train_limit"], largest)
+    for spec in registry.coupled_families():
+        budget[f"{spec.name}.train_limit"] = max(budget[f"{spec.name}.train_limit"], params[spec.name]["batch_size"])
+    budget["data.train_limit"] = max(budget["data.train_limit"],
+                                     *(budget[f"{f.name}.train_limit"] for f in registry.image_families()),
+                                     *(2 * budget[f"{f.name}.train_limit"] + 10 for f in registry.coupled_families()))
     return budget
 
 
@@ -115,6 +117,8 @@ def with_budget(params: dict, budget: dict[str, Any] | None = None) -> dict:
 
 
 # ----------------------------------------------------------------------------- the run
+# The pipeline's outputs; a README.md among them is source (results/spread/ and results/seeds/ must
+# exist: evaluate depends on them).
 SKIP = ("dvc.lock", "metrics/", "plots/", "results/", "REPORT.md", "data/", "models/", "checkpoints/")
 GIT_IDENTITY = ["-c", "user.name=mnistgan-smoke", "-c", "user.email=smoke@localhost"]
 
@@ -127,7 +131,8 @@ def project_files(root: Path) -> list[str]:
     if r.returncode != 0:
         raise PipelineError(f"{root} is not a Git checkout of the project (git ls-files: "
                             f"{first_line(Exception(r.stderr.strip()))})")
-    return sorted(f for f in r.stdout.split("\0") if f and not f.startswith(SKIP) and (root / f).is_file())
+    return sorted(f for f in r.stdout.split("\0") if f and (root / f).is_file()
+                  and (not f.startswith(SKIP) or f.endswith("/README.md")))
 
 
 def make_repo(root: Path, dest: Path, params: dict, header: str) -> None:

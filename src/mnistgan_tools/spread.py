@@ -37,10 +37,12 @@ from mnistgan.files import atomic_path, save_json
 from mnistgan.pipeline import summary as schema
 from mnistgan.pipeline.summary import get
 
-def headlines(pairs: tuple[str, ...] = ("edge", "negative", "rotate")) -> list[tuple[str, bool]]:
+
+def headlines(pairs: tuple[str, ...] | None = None) -> list[tuple[str, bool]]:
     """(key, higher is better) of the summary schema's scored headlines, for every pair a run may have."""
     from mnistgan.gan import registry
 
+    pairs = registry.PAIRS if pairs is None else pairs
     pool = list(schema.HEADLINES) + [h for spec in registry.coupled_families()
                                      for h in schema.pair_headlines(spec.name, list(pairs))]
     return [(h.key, h.higher_is_better) for h in pool
@@ -133,6 +135,13 @@ def markdown(result: dict, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def git_show(rev: str, path: str) -> str:
+    r = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"spread: error: no {path} in {rev}: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    return r.stdout
+
+
 def same_lock(rev: str) -> bool:
     """Whether ``rev``'s committed dvc.lock is byte-identical to HEAD's (False if either is missing)."""
     shown = [subprocess.run(["git", "show", f"{r}:dvc.lock"], capture_output=True) for r in (rev, "HEAD")]
@@ -148,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also read the experiments based on this earlier commit; refused unless its dvc.lock "
                              "equals HEAD's (the same pipeline). Repeatable")
     parser.add_argument("--min-seeds", type=int, default=2, help="fail unless this many seeds are found")
+    parser.add_argument("--save-summaries", metavar="DIR", nargs="?", const="results/seeds", default=None,
+                        help="also write each seed's whole metrics/summary.json (from its experiment's commit) to "
+                             "DIR/<profile>/seed<k>.json, what the claims ledger reads (default DIR: %(const)s)")
     args = parser.parse_args(argv)
     if args.json:
         shown = json.loads(Path(args.json).read_text())
@@ -176,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(out / f"{profile}.md") as tmp:
         tmp.write_text(markdown(result, profile))
     print(f"spread: {len(runs)} seeds ({', '.join(map(str, result['seeds']))}) -> {out}/{profile}.json and .md")
+    if args.save_summaries:
+        for run in runs:
+            dest = Path(args.save_summaries) / profile / f"seed{run['params'].get('seed')}.json"
+            summary = (Path("metrics/summary.json").read_text() if run["name"] == "workspace"
+                       else git_show(run["rev"], "metrics/summary.json"))
+            with atomic_path(dest) as tmp:
+                tmp.write_text(summary)
+            print(f"spread: {run['name']} -> {dest}")
     print(markdown(result, profile))
     return 0
 

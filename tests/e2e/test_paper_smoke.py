@@ -19,10 +19,10 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, shared_mnist
-from mnistgan.pipeline import params as params_mod
-from mnistgan.pipeline import summary as schema
+from mnistgan.pipeline import params as params_mod, summary as schema
 from mnistgan_tools import smoke
+
+from conftest import ROOT, shared_mnist
 
 pytestmark = pytest.mark.slow
 

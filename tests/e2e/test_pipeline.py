@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mnistgan_tools import smoke
+
 import browser
 from conftest import ROOT, shared_mnist
 from tiny import TINY_OVERRIDES, apply_overrides
-
 
 pytestmark = pytest.mark.e2e
 
@@ -60,12 +61,7 @@ def project_env(dest: Path) -> dict:
 
 def make_project(dest: Path, overrides: dict[str, object]) -> dict:
     """Copy the project's source files (not its outputs) into ``dest`` as a fresh Git+DVC repo."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    skip = ("dvc.lock", "metrics/", "plots/", "results/", "REPORT.md", "data/", "models/", "checkpoints/")
-    for rel in files:
-        if rel.startswith(skip) or not (ROOT / rel).is_file():
-            continue
+    for rel in smoke.project_files(ROOT):
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest / rel)
     params = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from mnistgan.pipeline import plots_template
+
 import browser
 from conftest import ROOT
-from mnistgan.pipeline import plots_template
 
 PLOTS_YAML = """\
 plots:

@@ -23,10 +23,10 @@ import time
 import pytest
 import yaml
 
+from mnistgan_tools import smoke
+
 from conftest import ROOT, shared_mnist
 from tiny import TINY_OVERRIDES, apply_overrides
-
-from mnistgan_tools import smoke
 
 pytestmark = pytest.mark.e2e
 

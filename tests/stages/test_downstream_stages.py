@@ -21,19 +21,18 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, load_script
-from tiny import TINY_OVERRIDES, apply_overrides
-
-from mnistgan import classifier
-from mnistgan.gan import store
-from mnistgan import hybrid
-from mnistgan.pipeline import params as params_mod
-from mnistgan.metrics import scores
+from mnistgan import classifier, hybrid
 from mnistgan.data.mnist import allocate
 from mnistgan.errors import PipelineError
 from mnistgan.files import load_npz, save_json, save_npz
+from mnistgan.gan import store
+from mnistgan.metrics import scores
 from mnistgan.models import dcgan
+from mnistgan.pipeline import params as params_mod
 from mnistgan.pipeline.params import ParamsError
+
+from conftest import ROOT, load_script
+from tiny import TINY_OVERRIDES, apply_overrides
 
 N_TRAIN, N_TEST = 300, 100
 SYNTHETIC_MARK = 255  # pixel (0, 0) of every fake synthetic digit; real digits have 0 there

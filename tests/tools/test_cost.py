@@ -10,8 +10,9 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, load_script
 from mnistgan_tools import plan
+
+from conftest import ROOT, load_script
 from tiny import TINY_OVERRIDES, apply_overrides
 
 SCRIPT = ROOT / "benchmarks" / "cost.py"

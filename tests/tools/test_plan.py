@@ -9,12 +9,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import ROOT
-from mnistgan.pipeline import params as params_mod
-from mnistgan_tools import plan
 from mnistgan.errors import PipelineError
 from mnistgan.models import cogan, dcgan, lenet
+from mnistgan.pipeline import params as params_mod
 from mnistgan.pipeline.params import apply_overrides
+from mnistgan_tools import plan
+
+from conftest import ROOT
 
 QUICK = params_mod.load(ROOT / "params.yaml")
 PAPER = params_mod.load(ROOT / "profiles/paper.yaml")

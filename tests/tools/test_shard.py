@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-from mnistgan_tools import shard
 from mnistgan.errors import PipelineError
+from mnistgan_tools import shard
+
+from conftest import ROOT
 
 STEP = """\
 import json, os, sys, time

@@ -13,11 +13,11 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT
-from mnistgan.pipeline import params as params_mod
-from mnistgan.pipeline import summary as schema
-from mnistgan_tools import smoke
 from mnistgan.errors import PipelineError
+from mnistgan.pipeline import params as params_mod, summary as schema
+from mnistgan_tools import smoke
+
+from conftest import ROOT
 
 PAPER = params_mod.load(ROOT / "profiles/paper.yaml")
 GRID = ("dcgan.runs", "ccgan.runs", "cogan.pairs", "cogan.width", "cogan.shared_layers", "cogan.batch_size",

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import textwrap
 
-from conftest import ROOT
 from mnistgan_tools import stagedeps
 from mnistgan_tools.params_log import Tracked, covers
+
+from conftest import ROOT
 
 
 def test_dvc_yaml_lists_exactly_the_files_each_stage_imports():

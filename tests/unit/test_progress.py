@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from mnistgan import classifier, progress
-from mnistgan.gan import image
-from mnistgan.gan import loop
+from mnistgan.gan import image, loop
 from mnistgan.models import dcgan
 
 CONFIG = loop.TrainConfig(epochs=2, batch_size=4, lr=1e-3, betas=(0.5, 0.999), seed=0)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from mnistgan.data import domains
 from mnistgan.gan.family import Batch, BinaryLoss
 from mnistgan.gan.sampling import generate, latent_noise, to_uint8
-from mnistgan.data import domains
 from mnistgan.metrics import agreement, scores
 from mnistgan.models import cogan
 

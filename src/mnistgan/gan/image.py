@@ -79,4 +79,4 @@ def lenet_scores(generator: nn.Module, scorer: nn.Module, ref_stats, n: int, see
     images = generate(generator, latent_noise(n, generator.latent, seed), labels, batch_size)
     device = next(scorer.parameters()).device
     return scores.score_samples(scorer, images, None if labels is None else labels.numpy(),
-                                 ref_stats, batch_size, device, intervals, by_class=intervals)
+                                ref_stats, batch_size, device, intervals, by_class=intervals)

@@ -38,8 +38,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from mnistgan import progress
-from mnistgan.gan import checkpoints
 from mnistgan.errors import PipelineError
+from mnistgan.gan import checkpoints
 from mnistgan.gan.family import Batch, Family
 
 STATS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")

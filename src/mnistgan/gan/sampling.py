@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-
 N_CLASSES = 10
 # Offsets added to a run's seed, one per noise stream, so the sample grid, the scored samples
 # and the VBN reference never share noise with training (which uses the seed itself).

@@ -72,9 +72,10 @@ class CoupledGenerator(nn.Module):
         if output_layer not in OUTPUT_LAYERS:
             raise ValueError(f"output_layer must be one of {', '.join(OUTPUT_LAYERS)} (got {output_layer!r})")
         self.latent, self.shared_layers = latent, shared_layers
-        self.init_kwargs = {"latent": latent, "shared_layers": shared_layers, "width": width, "output_layer": output_layer}
+        self.init_kwargs = {"latent": latent, "shared_layers": shared_layers, "width": width,
+                            "output_layer": output_layer}
         widths = tuple(max(1, round(c * width)) for c in HIDDEN)
-        first, second = (_generator_blocks(latent, widths, output_layer), _generator_blocks(latent, widths, output_layer))
+        first, second = (_generator_blocks(latent, widths, output_layer) for _ in range(2))
         self.shared = nn.Sequential(*first[:shared_layers])
         self.private = nn.ModuleList([nn.Sequential(*first[shared_layers:]), nn.Sequential(*second[shared_layers:])])
         size = self.branch(0)(torch.zeros(2, latent, 1, 1)).shape[-2:]

@@ -19,13 +19,13 @@ from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
-    create_model,
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     model_validator,
 )
 from pydantic_core import PydanticCustomError

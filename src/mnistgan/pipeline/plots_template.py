@@ -58,8 +58,9 @@ def page(vega_lite: str = VEGA_LITE) -> str:
     """The template's text: DVC's page with the Vega libraries inline (no CDN), the plots side
     by side as wide as the window allows instead of one per row."""
     try:
-        import vl_convert as vlc
         from importlib.metadata import version
+
+        import vl_convert as vlc
     except ImportError as exc:  # pragma: no cover - a dependency of the project
         raise PipelineError(f"vl-convert-python is not installed ({exc}); pip install -c requirements.lock -e .")
     if vega_lite not in vlc.get_vegalite_versions():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mnistgan.gan import registry
-from mnistgan.pipeline import summary as schema
+from mnistgan.pipeline import claims, summary as schema
 from mnistgan.pipeline.summary import get
 
 REPORT_COUNTS_TRAIN = [5932, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # 004 Table 1 (5932: typo)
@@ -78,7 +78,7 @@ def render(summary: dict, run_info: dict | None = None) -> str:
         "(`python -m mnistgan_tools.spread`, see the README).",
         "",
     ]
-    parts += _data(s) + _lenet(s)
+    parts += _ledger(s) + _data(s) + _lenet(s)
     for spec in registry.image_families():
         parts += _gan(s, spec)
     parts += _hybrid(s) + _pca(s)
@@ -86,6 +86,26 @@ def render(summary: dict, run_info: dict | None = None) -> str:
         parts += _coupled(s, spec)
     parts += _timings(s) + _versions(s)
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _ledger(s: dict) -> list[str]:
+    """The claims ledger: every claim of both reports, its verdict and the numbers behind it."""
+    ledger = get(s, "claims") or {}
+    if not ledger:
+        return []
+    counts = claims.tally(ledger)
+    rows = [[f"{cid[1:].lstrip('0')}", c["claim"], c["source"], f"**{c['verdict']}**", c["evidence"], c["rule"], c["profile"]]
+            for cid, c in ledger.items()]
+    return _section(
+        "Claims ledger",
+        f"Every claim of both reports and of this project, with the verdict its rule computes from the "
+        f"numbers (src/mnistgan/pipeline/claims.py): {counts[claims.HOLDS]} hold, {counts[claims.PARTLY]} "
+        f"hold partly, {counts[claims.FAILS]} do not hold, {counts[claims.PENDING]} await more seeds of "
+        f"the study profile, {counts[claims.UNTESTED]} are not testable here. Intervals are 95%; "
+        f"\"worst of n seeds\" reads results/spread/, the study profile's seeds results/seeds/study/.",
+        "",
+        table(["#", "claim", "source", "verdict", "evidence", "rule", "profile"], rows),
+    )
 
 
 def _section(title: str, *lines: str) -> list[str]:

@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Any, Callable
 
-from mnistgan.pipeline import params as params_mod
 from mnistgan.errors import PipelineError
+from mnistgan.pipeline import params as params_mod
 from mnistgan.pipeline.memory import keep_freed_memory
 
 

@@ -177,6 +177,9 @@ def expected_keys(params: dict) -> list[str]:
     keys += [f"pca.{m}.curve.{n}.{s}" for m in PCA_METHODS for n in params["pca"]["components"]
              for s in ("lenet_acc", "is", "fid")]
     keys += ["synthetic.run", "synthetic.images", "lenet_edge.test_acc", "lenet_edge.test_acc_ci95"]
+    from mnistgan.pipeline.claims import CLAIMS  # the ledger's keys: one verdict per claim
+
+    keys += [f"claims.{c.id}.{k}" for c in CLAIMS for k in ("verdict", "evidence", "rule")]
     return list(dict.fromkeys(keys))
 
 
@@ -194,8 +197,12 @@ def scored_headlines(params: dict) -> list[Headline]:
 
 
 def headline_values(summary: dict, params: dict) -> dict:
-    """metrics/headlines.json: the scored headlines of ``summary``, nested as in the summary."""
-    out: dict = {}
+    """metrics/headlines.json: the scored headlines of ``summary``, nested as in the summary, and
+    each claim's verdict (``claims.<id>.verdict``, and ``holds``: 1, 0.5 or 0 where decided)."""
+    out: dict = {"claims": {cid: {k: c[k] for k in ("verdict", "holds") if k in c}
+                            for cid, c in (summary.get("claims") or {}).items()}}
+    if not out["claims"]:
+        del out["claims"]
     for h in scored_headlines(params):
         value = get(summary, h.key)
         if value is None:

@@ -5,10 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from mnistgan.gan import registry
-from mnistgan.metrics import agreement
 from mnistgan.data import domains
-from mnistgan.gan import coupled
+from mnistgan.gan import coupled, registry
+from mnistgan.metrics import agreement
 from mnistgan.models.cogan import MAX_SHARED, CoupledDiscriminator, CoupledGenerator
 
 

@@ -22,14 +22,15 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from conftest import load_script
 from mnistgan import classifier
-from mnistgan.gan import image
-from mnistgan.gan import sampling
-from mnistgan.gan import loop
+from mnistgan.gan import image, loop, sampling
 from mnistgan.models.lenet import LeNet
 
-from conftest import ROOT  # noqa: E402
+from conftest import (
+    ROOT,  # noqa: E402
+    load_script,
+)
+
 BENCHMARK = ROOT / "benchmarks" / "train_step.py"
 CPU = torch.device("cpu")
 

@@ -12,18 +12,15 @@ import torch
 import yaml
 from dvclive import Live
 
-from conftest import ROOT
 from mnistgan import classifier
-from mnistgan.gan import checkpoints
-from mnistgan.gan import coupled, image
-from mnistgan.gan import store
-from mnistgan.pipeline import params
-from mnistgan.gan import sampling
-from mnistgan.gan import loop
 from mnistgan.errors import PipelineError
 from mnistgan.files import save_npz
+from mnistgan.gan import checkpoints, coupled, image, loop, sampling, store
 from mnistgan.models import cogan
 from mnistgan.models.lenet import LeNet
+from mnistgan.pipeline import params
+
+from conftest import ROOT
 from tiny import apply_overrides
 
 CONFIG = loop.TrainConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), seed=0)

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT
 from mnistgan.errors import PipelineError
 from mnistgan.gan import loop, registry, store
 from mnistgan.gan.family import BinaryLoss
+
+from conftest import ROOT
 
 
 class ToyGenerator(nn.Module):

@@ -23,12 +23,9 @@ import pytest
 import torch
 
 from mnistgan import classifier
-from mnistgan.gan import checkpoints
-from mnistgan.gan import image
-from mnistgan.gan import store
-from mnistgan.gan import loop
 from mnistgan.errors import PipelineError
 from mnistgan.files import load_npz, save_npz
+from mnistgan.gan import checkpoints, image, loop, store
 from mnistgan.models import dcgan
 from mnistgan.models.lenet import LeNet
 

@@ -93,8 +93,9 @@ def test_scores_with_intervals_report_the_sample_count_and_the_accuracy_interval
 
 
 def test_the_scoring_batch_benchmark_times_each_size_and_checks_the_outputs_agree(tmp_path, capsys):
-    from conftest import ROOT, load_script
     from mnistgan.files import save_npz
+
+    from conftest import ROOT, load_script
 
     bench = load_script(ROOT / "benchmarks" / "scoring_batch.py", "scoring_batch")
     data = tmp_path / "test.npz"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnistgan.pipeline import device, seeding
 from mnistgan.errors import PipelineError
+from mnistgan.pipeline import device, seeding
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@ import pytest
 
 from mnistgan.pipeline import report, summary
 
-
 SUMMARY = {
     "profile": "quick",
     "device": "cpu (2 cores)",

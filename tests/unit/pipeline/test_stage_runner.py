@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import ROOT  # noqa: E402
+
 STAGES = sorted(p.name for p in (ROOT / "stages").glob("*.py") if p.name != "src_path.py")
 
 

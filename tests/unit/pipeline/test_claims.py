@@ -1,0 +1,81 @@
+"""The claims ledger: each verdict is computed from numbers by its stated rule, flips when the
+numbers do, and a grid verdict waits for three seeds of the study profile."""
+
+import copy
+import json
+
+import pytest
+
+from mnistgan.pipeline import claims, report, summary as schema
+
+from conftest import ROOT
+
+SUMMARY = json.loads((ROOT / "metrics/summary.json").read_text())
+
+
+def verdicts(summary, spread=None, study=None):
+    return {k: v["verdict"] for k, v in claims.judge(summary, spread, study).items()}
+
+
+def test_every_claim_has_a_source_a_rule_and_one_of_the_verdicts():
+    ledger = claims.judge(SUMMARY)
+    assert list(ledger) == [f"c{i:02d}" for i in range(1, 24)]
+    for entry in ledger.values():
+        assert entry["source"] and entry["rule"] and entry["evidence"] and entry["claim"]
+        assert entry["verdict"] in (claims.HOLDS, claims.PARTLY, claims.FAILS, claims.UNTESTED, claims.PENDING)
+        assert ("holds" in entry) == (entry["verdict"] in claims.SCORE)
+
+
+def test_the_worst_digits_verdict_follows_the_per_class_accuracies():
+    s = copy.deepcopy(SUMMARY)
+    acc = [0.99] * 10
+    s["ccgan"]["best"].update(lenet_acc_by_class=acc, samples_by_class=[500] * 10)
+    acc[2], acc[4] = 0.90, 0.91
+    assert verdicts(s)["c10"] == claims.HOLDS
+    acc[4], acc[7] = 0.99, 0.91
+    assert verdicts(s)["c10"] == claims.PARTLY
+    acc[2] = 0.99
+    assert verdicts(s)["c10"] == claims.FAILS
+
+
+def test_the_class0_verdict_needs_a_drop_beyond_both_intervals():
+    s = copy.deepcopy(SUMMARY)
+    as_ = lambda k2: [0, 1, k2, 1, 1, 1, 1, 1, 1, 1]  # noqa: E731
+    s["hybrid"]["class0_errors"] = {"uniform_10": {"n": 980, "as": as_(60)}, "class0_40": {"n": 980, "as": as_(10)}}
+    assert verdicts(s)["c14"] == claims.HOLDS
+    s["hybrid"]["class0_errors"]["class0_40"]["as"] = as_(55)  # within the noise: only the first half holds
+    assert verdicts(s)["c14"] == claims.PARTLY
+
+
+def test_a_grid_claim_is_pending_until_three_study_seeds_and_then_decided_on_all():
+    def seed(k, best_fid):
+        runs = {"F1-D1-B32": {"fid": best_fid}, "F2-D1-B32": {"fid": 100.0}, "F1-D2-B32": {"fid": 90.0}}
+        return {"seed": k, "dcgan": {"runs": runs}}
+    assert verdicts(SUMMARY)["c02"] == claims.UNTESTED
+    assert verdicts(SUMMARY, study=[seed(0, 50.0)])["c02"] == claims.PENDING
+    assert verdicts(SUMMARY, study=[seed(k, 50.0) for k in range(3)])["c02"] == claims.HOLDS
+    assert verdicts(SUMMARY, study=[seed(0, 50.0), seed(1, 95.0), seed(2, 50.0)])["c02"] == claims.PARTLY
+    assert verdicts(SUMMARY, study=[seed(k, 95.0) for k in range(3)])["c02"] == claims.FAILS
+
+
+def test_a_verdict_uses_the_worst_seed_of_the_spread():
+    spread = {"metrics": {"lenet.test_acc": {"worst": 0.985, "n": 3}}}
+    assert verdicts(SUMMARY)["c01"] == claims.HOLDS
+    assert verdicts(SUMMARY, spread)["c01"] == claims.FAILS
+
+
+def test_verdicts_reach_the_headlines_file_and_open_the_report():
+    s = {**SUMMARY, "claims": claims.judge(SUMMARY)}
+    params = {"cogan": {"pairs": list(SUMMARY["cogan"])}}
+    heads = schema.headline_values(s, params)
+    assert heads["claims"]["c01"] == {"verdict": claims.HOLDS, "holds": 1.0}
+    assert "holds" not in heads["claims"]["c02"]  # undecided: no number to diff
+    text = report.render(s, {})
+    assert text.index("## Claims ledger") < text.index("## Data")
+    assert "| 10 | 2 and 4 are the digits the CCGAN gets most wrong |" in text
+
+
+@pytest.mark.parametrize("cid", [c.id for c in claims.CLAIMS])
+def test_no_rule_crashes_on_a_summary_missing_its_inputs(cid):
+    bare = {"profile": "quick", "lenet": SUMMARY["lenet"], "data": {"class_counts": SUMMARY["data"]["class_counts"]}}
+    assert claims.judge(bare)[cid]["verdict"]
