@@ -1,9 +1,19 @@
 """`dvc repro`, several stages at a time: python -m mnistgan_tools.parallel -j 4
 
-DVC runs one stage at a time (`dvc repro` has no --jobs, and two `dvc repro` processes in one
-workspace race for its lock). The GAN grid is dozens of independent stages that each leave a
+DVC runs one stage at a time. The GAN grid is dozens of independent stages that each leave a
 GPU mostly idle, or use a CPU core poorly, so running them side by side is where the paper
-profile's wall time goes down. This tool does what `dvc repro` does, N stages at a time:
+profile's wall time goes down.
+
+Why not several `dvc repro -s STAGE` at once, with DVC's own locking? DVC 3.67 releases its
+repo lock while a stage's command runs, and concurrent `dvc repro -s a` / `dvc repro -s b`
+both record correctly in dvc.lock. What it lacks is a scheduler: `dvc repro` has no --jobs;
+a stage whose deps another process is still writing fails at once ("'out' is busy", exit
+255) instead of waiting; `--wait-for-lock` waits only for the repo lock; `dvc queue start -j
+N` runs whole experiments side by side, each a one-at-a-time `dvc repro`; and `dvc repro`
+hashes a stage's deps after its command, so an edit made while it ran is recorded against
+outputs of the old inputs. To see the first point, with a stage `all` that depends on `a`'s
+outputs: `dvc repro -s a & sleep 1; dvc --wait-for-lock repro -s all` (docs/scaling-out.md).
+So this tool does what `dvc repro` does, N stages at a time:
 
 1. reads the pipeline from dvc.yaml (through DVC) and orders its stages by their deps/outs;
 2. runs a stage's command, exactly as written in dvc.yaml, once every stage it depends on

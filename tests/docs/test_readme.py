@@ -62,3 +62,14 @@ def test_code_and_params_comments_do_not_point_outside_the_repository():
     offenders = [f"{f.relative_to(ROOT)}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1)
                  if "../shared" in line and "MNIST_MIRROR" not in line]
     assert not offenders, offenders
+
+
+def test_the_compare_section_shows_three_commands_and_their_output_in_20_lines_without_a_regex():
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Change one hyperparameter and compare")
+    section = text[start:text.index("\n## ", start + 1)].strip().splitlines()[1:]
+    body = [line for line in section if line.strip()]
+    assert len(body) <= 20, f"{len(body)} lines"
+    for command in ("dvc exp run", "dvc exp show", "dvc metrics diff", "dvc plots diff"):
+        assert command in "\n".join(section), command
+    assert "--drop" not in text and "--keep" not in text

@@ -172,15 +172,6 @@ def test_plots_show_after_a_fresh_repro_draws_every_chart_offline(tiny_repo, tmp
     assert not page.blank and page.errors == [], (page.blank, page.errors)
 
 
-def test_changing_lenet_params_reruns_only_lenet_and_dependants(tiny_repo, tmp_path):
-    repo = tmp_path / "repo"
-    env = copy_repo(tiny_repo, repo)
-    r = sh(["dvc", "exp", "run", "-S", "lenet.lr=0.002", "-n", "lr2"], repo, env)
-    ran = stages_run(r.stdout)
-    assert "train_lenet" in ran and "download" not in ran and "prepare" not in ran
-    assert json.loads(sh(["dvc", "status", "--json"], repo, env).stdout) == {}
-
-
 def test_rerun_gives_identical_metrics(tiny_repo, tmp_path):
     """Determinism on CPU: the same params and seed give the same metrics.json twice."""
     repo = tmp_path / "repo"
@@ -215,6 +206,9 @@ def test_experiments_queue_push_and_pull_into_a_second_clone(tiny_repo, tmp_path
             break
         time.sleep(3)
     assert status.count("Success") == 2, status
+    # a LeNet change reruns the LeNet and what depends on it, not the data stages
+    ran = stages_run(sh(["dvc", "queue", "logs", "lr-0.002"], repo, env).stdout)
+    assert "train_lenet" in ran and "download" not in ran and "prepare" not in ran, ran
 
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
     names = sorted(e["name"] for rev in shown for e in (rev.get("experiments") or []) if e.get("name"))
@@ -280,7 +274,7 @@ def test_killed_gan_resumes_and_ends_with_the_same_metrics(tiny_repo, tmp_path, 
     assert stage not in json.loads(sh(["dvc", "status", "--json", stage], repo, env).stdout)
 
 
-def test_ccgan_changes_rerun_only_ccgan_stages_and_their_dependants(tiny_repo, tmp_path):
+def test_ccgan_changes_rerun_only_ccgan_stages_and_show_in_metrics_and_plots_diff(tiny_repo, tmp_path):
     repo = tmp_path / "repo"
     env = copy_repo(tiny_repo, repo)
     run = yaml.safe_load((repo / "params.yaml").read_text())["ccgan"]["runs"][0]
@@ -292,6 +286,17 @@ def test_ccgan_changes_rerun_only_ccgan_stages_and_their_dependants(tiny_repo, t
     r = sh(["dvc", "exp", "run", "-S", "ccgan.lr=0.001", "-n", "ccgan-lr"], repo, env)
     ran = set(stages_run(r.stdout))
     assert must | {f"train_ccgan@{run}"} <= ran <= must | may | {f"train_ccgan@{run}"}, ran
+
+    # ... and it shows in `dvc metrics diff` and `dvc plots diff` (the workspace holds its results)
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo, env).stdout)
+    changed = {k for f in diff.values() for k in f}
+    assert any(k.startswith("ccgan.best") for k in changed), sorted(changed)
+    sh(["dvc", "plots", "diff", "-o", str(tmp_path / "diff")], repo, env)
+    html = (tmp_path / "diff/index.html").read_text()
+    assert "CCGAN LeNet accuracy on the intended class per epoch" in html and "workspace" in html
+    if browser.CHROMIUM:  # the diff page draws offline too (test_plots_page.py covers it without MNIST)
+        page = browser.render(tmp_path / "diff/index.html")
+        assert page.plots and not page.blank and page.errors == [], (page.blank, page.errors)
 
     # One more CCGAN config: only the new run trains (then its dependants).
     more = "F1-D2-B32" if run != "F1-D2-B32" else "F1-D1-B32"
@@ -318,21 +323,6 @@ def test_summary_has_every_headline_key_in_range_and_report_is_reproduced_exactl
     assert (repo / "REPORT.md").read_text() == text  # and rerunning the stage reproduces it byte for byte
     assert (repo / "results/quick/REPORT.md").read_text() == text
     assert json.loads((repo / "results/quick/provenance.json").read_text())["profile"] == "quick"
-
-
-def test_a_ccgan_experiment_shows_in_metrics_diff_and_plots_diff(tiny_repo, tmp_path):
-    repo = tmp_path / "repo"
-    env = copy_repo(tiny_repo, repo)
-    sh(["dvc", "exp", "run", "-S", "ccgan.lr=0.002"], repo, env)
-    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo, env).stdout)
-    changed = {k for f in diff.values() for k in f}
-    assert any(k.startswith("ccgan.best") for k in changed), sorted(changed)
-    sh(["dvc", "plots", "diff", "-o", str(tmp_path / "diff")], repo, env)
-    html = (tmp_path / "diff/index.html").read_text()
-    assert "CCGAN LeNet accuracy on the intended class per epoch" in html and "workspace" in html
-    if browser.CHROMIUM:  # the diff page draws offline too (test_plots_page.py covers it without MNIST)
-        page = browser.render(tmp_path / "diff/index.html")
-        assert page.plots and not page.blank and page.errors == [], (page.blank, page.errors)
 
 
 def test_a_one_param_experiment_is_compared_at_a_glance(tiny_repo, tmp_path):
@@ -364,7 +354,7 @@ def test_a_one_param_experiment_is_compared_at_a_glance(tiny_repo, tmp_path):
 def test_parallel_runner_matches_dvc_repro_and_leaves_nothing_to_run(tiny_repo, tmp_path):
     """`python -m mnistgan_tools.parallel -j 2` gives the same results as `dvc repro` and commits them.
 
-    Two GAN families and the CoGANs change at once; both sides run at the tiny config's
+    A new DCGAN run and the CoGANs change at once; both sides run at the tiny config's
     cpu_threads = 1 (CPU results depend on the thread count, a param), so the numbers must
     match exactly.
     """
@@ -373,7 +363,7 @@ def test_parallel_runner_matches_dvc_repro_and_leaves_nothing_to_run(tiny_repo, 
         repo = tmp_path / how
         env = copy_repo(tiny_repo, repo)
         params = apply_overrides(yaml.safe_load((repo / "params.yaml").read_text()), {
-            "dcgan.runs": ["F1-D1-B32", "F1-D2-B32"], "ccgan.lr": 0.001, "cogan.shared_layers": 2})
+            "dcgan.runs": ["F1-D1-B32", "F1-D2-B32"], "cogan.shared_layers": 2})
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         cmd = [sys.executable, "-m", "mnistgan_tools.parallel", "-j", "2"] if how == "parallel" else ["dvc", "repro"]
         r = sh(cmd, repo, env)

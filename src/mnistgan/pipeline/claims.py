@@ -120,7 +120,8 @@ def _ends_beat_middle(s, spread, study):
     beaten = [m for m in middle if all(_apart(ci[e], ci[m]) == 1 for e in ends)]
     verdict = HOLDS if len(beaten) == len(middle) else PARTLY if beaten else FAILS
     return Verdict(verdict, f"r = 0.1: {_f(rf['0.1'])}, 0.9: {_f(rf['0.9'])}; the mixes 0.3-0.7: "
-                   + ", ".join(_f(rf[m]) for m in sorted(middle)) + f"; below both ends: {len(beaten)} of {len(middle)}")
+                   + ", ".join(_f(rf[m]) for m in sorted(middle))
+                   + f"; below both ends: {len(beaten)} of {len(middle)}")
 
 
 def _lr_batch(s, spread, study):
@@ -128,16 +129,15 @@ def _lr_batch(s, spread, study):
     if not rows:
         return Verdict(UNTESTED, "needs the learning-rate x batch-size sweep")
     n = get(s, "hybrid.test_images")
+    rows = [{**r, "ci": wilson_ci95(round(r["test_acc"] * n), n)} for r in rows]
     best = max(rows, key=lambda r: r["test_acc"])
-    ci = {(r["lr"], r["batch_size"]): wilson_ci95(round(r["test_acc"] * n), n) for r in rows}
-    lr_best = best["lr"] == 0.001
     others = [r for r in rows if r["lr"] == best["lr"] and r["batch_size"] != best["batch_size"]]
-    batch_matters = any(_apart(ci[(best["lr"], best["batch_size"])], ci[(o["lr"], o["batch_size"])]) != 0 for o in others)
-    b32_best = best["batch_size"] == 32
+    batch_matters = any(_apart(best["ci"], o["ci"]) != 0 for o in others)
+    lr_best, b32_best = best["lr"] == 0.001, best["batch_size"] == 32
     verdict = HOLDS if lr_best and b32_best and not batch_matters else PARTLY if lr_best or b32_best else FAILS
-    return Verdict(verdict, "best " + f"lr {best['lr']}, batch {best['batch_size']}: {_ci(best['test_acc'], ci[(best['lr'], best['batch_size'])])}"
-                   + "".join(f"; batch {o['batch_size']}: {_ci(o['test_acc'], ci[(o['lr'], o['batch_size'])])}" for o in others)
-                   + (" (the batch size makes a significant difference)" if batch_matters else ""))
+    return Verdict(verdict, f"best lr {best['lr']}, batch {best['batch_size']}: {_ci(best['test_acc'], best['ci'])}"
+                   + "".join(f"; batch {o['batch_size']}: {_ci(o['test_acc'], o['ci'])}" for o in others)
+                   + ("; the batch size makes a difference beyond the intervals" if batch_matters else ""))
 
 
 def _class0(s, spread, study):
@@ -160,7 +160,8 @@ def _pca_saturation(s, spread, study):
     seeds = list(values.values()) or [n]
     verdict = HOLDS if all(v == 64 for v in seeds) else PARTLY if 64 in seeds else FAILS
     return Verdict(verdict, f"global basis, LeNet accuracy within 0.005 of its best from n = {n} "
-                   f"(seeds: {', '.join(_f(v, 0) for v in seeds)}); by LeNet-FID: n = {get(s, 'pca.global.fid_saturation_components')}")
+                   f"(seeds: {', '.join(_f(v, 0) for v in seeds)}); "
+                   f"by LeNet-FID: n = {get(s, 'pca.global.fid_saturation_components')}")
 
 
 def _pca_one_component(s, spread, study):
@@ -177,8 +178,8 @@ def _class_counts(s, spread, study):
     theirs = [5932, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # report 004, Table 1
     differ = [c for c in range(10) if ours[c] != theirs[c]]
     verdict = HOLDS if not differ else PARTLY if len(differ) <= 1 else FAILS
-    return Verdict(verdict, "every count equal" if not differ else
-                   "; ".join(f"digit {c}: ours {ours[c]}, theirs {theirs[c]}" for c in differ) + " (a typo in the table)")
+    evidence = "; ".join(f"digit {c}: ours {ours[c]}, theirs {theirs[c]}" for c in differ)
+    return Verdict(verdict, f"{evidence} (a typo in the table)" if differ else "every count equal")
 
 
 def _tsne(s, spread, study):
@@ -311,7 +312,8 @@ def _complex_better(family: str, key: str, lower: bool):
         better = [(n, d) for n, d in margin if (d < 0 if lower else d > 0)]
         mere = all(abs(d) < (0.1 * runs[base][key] if lower else 0.02) for _, d in better)
         verdict = HOLDS if better and mere else PARTLY if better else FAILS
-        return verdict, f"{base} {_f(runs[base][key], 3)}; better: " + (", ".join(f"{n} ({d:+.3f})" for n, d in better) or "none")
+        named = ", ".join(f"{n} ({d:+.3f})" for n, d in better) or "none"
+        return verdict, f"{base} {_f(runs[base][key], 3)}; better: {named}"
     return judge
 
 
@@ -334,7 +336,8 @@ CLAIMS: tuple[Claim, ...] = (
           lambda s, sp, st: _study(st, "ccgan", _best_config("ccgan", "lenet_acc", False, "F1-D1-B64"))),
     Claim("c07", "000, Figs 2, 17", "the CCGAN's D accuracy stays almost constant, the DCGAN's is volatile",
           "needs per-epoch D accuracy over many epochs: not decided at 2-3 epochs per run",
-          lambda s, sp, st: Verdict(UNTESTED, "2-3 epochs per run here; the paper profile (25 epochs) tests it", "paper")),
+          lambda s, sp, st: Verdict(UNTESTED, "2-3 epochs per run here; the paper profile (25 epochs) tests it",
+                                    "paper")),
     Claim("c08", "000, 3.4", "VBN does not help the CCGAN",
           "holds if the -vbn run's LeNet accuracy is not above the plain run's beyond both intervals on every seed",
           lambda s, sp, st: _study(st, "ccgan", _variant("ccgan", "vbn", "lenet_acc", "no gain"))),
@@ -346,11 +349,14 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("c11", "000, 4.2, Fig 9", "more real data is better, and about 10% real already does well",
           "holds if r = 1 is above r = 0 beyond both intervals and r = 0.1 is within 1 point of r = 1", _real_fraction),
     Claim("c12", "000, 4.2", "mostly-real or mostly-synthetic sets beat the mixes in between",
-          "holds if every mix with r in 0.3-0.7 is below both r = 0.1 and r = 0.9 beyond the intervals", _ends_beat_middle),
+          "holds if every mix with r in 0.3-0.7 is below both r = 0.1 and r = 0.9 beyond the intervals",
+          _ends_beat_middle),
     Claim("c13", "000, 4.3, Fig 10", "lr 0.001 is best; batch size makes no significant difference, 32 is better",
-          "holds if lr 0.001 with batch 32 is best and the other batch sizes at that lr are within its interval", _lr_batch),
+          "holds if lr 0.001 with batch 32 is best and the other batch sizes at that lr are within its interval",
+          _lr_batch),
     Claim("c14", "000, 4.3, Figs 11-12", "at 10% real, class 0 is often read as 2; 40% real for class 0 fixes it",
-          "holds if 2 is class 0's most frequent error at 10% real and the 0->2 rate drops beyond both intervals at 40%",
+          "holds if 2 is class 0's most frequent error at 10% real and the 0->2 rate drops beyond both "
+          "intervals at 40%",
           _class0),
     Claim("c15", "000, 5.2, Fig 13", "PCA gains saturate at 64 components",
           "holds if the global basis's LeNet accuracy saturates at n = 64 on every seed", _pca_saturation),
@@ -360,7 +366,8 @@ CLAIMS: tuple[Claim, ...] = (
           "holds if some CCGAN with a larger F or D beats F1-D1, each by under 2 points of LeNet accuracy, on "
           "every seed (it contradicts c04 and c06: the data decides)",
           lambda s, sp, st: _study(st, "ccgan", _complex_better("ccgan", "lenet_acc", False))),
-    Claim("c18", "004, Table 1", "the class counts of MNIST train", "holds if every count equals the data's", _class_counts),
+    Claim("c18", "004, Table 1", "the class counts of MNIST train", "holds if every count equals the data's",
+          _class_counts),
     Claim("c19", "004, Figs 2-3", "t-SNE: 3, 8, 9 scatter; 0, 1, 6 form their own clusters",
           "holds if each of 0, 1, 6 has a higher kNN purity than each of 3, 8, 9; partly if on average", _tsne),
     Claim("c20", "004, Figs 7-9", "rotated and negative images are good and clear, edge a little blurry",
@@ -382,9 +389,9 @@ def _rotate_linear(r):
     if not v:
         return UNTESTED, "no rotate CoGAN"
     coupled = v["label_agreement_ci95"][0] > v["label_agreement_chance"]
-    return (HOLDS if coupled else FAILS), (f"label agreement {_ci(v['label_agreement'], v['label_agreement_ci95'], 3)}, "
-                                           f"chance {_f(v['label_agreement_chance'], 3)}; pixel normalised "
-                                            f"{_f(v['agreement_normalised'], 3)}")
+    evidence = (f"label agreement {_ci(v['label_agreement'], v['label_agreement_ci95'], 3)}, chance "
+                f"{_f(v['label_agreement_chance'], 3)}; pixel normalised {_f(v['agreement_normalised'], 3)}")
+    return (HOLDS if coupled else FAILS), evidence
 
 
 def judge(summary: dict, spread: dict | None = None, study: list[dict] | None = None) -> dict[str, dict]:

@@ -75,7 +75,7 @@ def render(summary: dict, run_info: dict | None = None) -> str:
         "Every sample-based score carries its 95% interval over the samples it was measured on, in "
         "brackets. That is the error of one run; the spread over training seeds (mean, std and "
         f"minimum of each headline over seeds) is in `results/spread/{s.get('profile')}.md` "
-        "(`python -m mnistgan_tools.spread`, see the README).",
+        "(`python -m mnistgan_tools.spread`, docs/results.md).",
         "",
     ]
     parts += _ledger(s) + _data(s) + _lenet(s)
@@ -94,8 +94,8 @@ def _ledger(s: dict) -> list[str]:
     if not ledger:
         return []
     counts = claims.tally(ledger)
-    rows = [[f"{cid[1:].lstrip('0')}", c["claim"], c["source"], f"**{c['verdict']}**", c["evidence"], c["rule"], c["profile"]]
-            for cid, c in ledger.items()]
+    rows = [[cid[1:].lstrip("0"), c["claim"], c["source"], f"**{c['verdict']}**", c["evidence"], c["rule"],
+             c["profile"]] for cid, c in ledger.items()]
     return _section(
         "Claims ledger",
         f"Every claim of both reports and of this project, with the verdict its rule computes from the "
@@ -304,15 +304,16 @@ def _rotate(s: dict) -> list[str]:
         return []
     return ["", (
         f"**Rotate is not coupled** (label agreement {fmt(label, 3)}, chance "
-        f"{fmt(get(s, 'cogan.rotate.label_agreement_chance'), 3)}). Report 004 shares every generator layer "
-        "but the last, a 6x6 transposed convolution at stride 1: each output pixel sees only a 6x6 "
-        "neighbourhood of the shared 28x28 feature map, so the two domains' images must keep their strokes "
-        "in the same places. Edge and negative do (each pixel of the pair depends on the same neighbourhood), "
-        "a 90-degree rotation moves every stroke elsewhere. The `cogan.shared_layers` sweep in the README "
-        "(\"CoGAN weight sharing\", 0 to 4 shared layers) is the evidence: edge and negative rise from chance "
-        "as layers are shared, rotate stays within 0.05 of chance at every sharing, so no sharing of first "
-        "layers couples it. Coupling a rotation needs a domain-specific layer that can move strokes across the "
-        "image (a fully connected or large-kernel last layer), which the report's architecture does not have."
+        f"{fmt(get(s, 'cogan.rotate.label_agreement_chance'), 3)}). With report 004's architecture the "
+        "two generators share every layer but the last, a 6x6 transposed convolution at stride 1: each "
+        "output pixel sees only a 6x6 neighbourhood of the shared 28x28 feature map, so the two domains' "
+        "images must keep their strokes in the same places. Edge and negative do (each pixel of the pair "
+        "depends on the same neighbourhood), a 90-degree rotation moves every stroke elsewhere. The "
+        "`cogan.shared_layers` sweep in docs/results.md (\"CoGAN weight sharing\", 0 to 4 shared layers) is "
+        "the evidence: edge and negative rise from chance as layers are shared, rotate stays within 0.05 of "
+        "chance at every sharing, so no sharing of first layers couples it. Whether a domain-specific layer "
+        "that can move strokes across the image couples it (`cogan.output_layer: linear`, in the study "
+        "profile) is claim 23 of the ledger above."
     )]
 
 
