@@ -70,13 +70,14 @@ def test_read_idx_roundtrip(tmp_path):
 @pytest.mark.parametrize(
     "content, match",
     [
-        (gzip.compress(idx_bytes(np.zeros((3, 28, 28)), 2049)), "magic number 2049, expected 2051"),
-        (gzip.compress(idx_bytes(np.zeros((3, 28, 27)), 2051)), r"shape \(3, 28, 27\), expected \(3, 28, 28\)"),
-        (gzip.compress(idx_bytes(np.zeros((3, 28, 28)), 2051)[:-5]), "body has"),
-        (gzip.compress(idx_bytes(np.zeros((3, 28, 28)), 2051))[:-20], "corrupt or truncated gzip"),
+        (gzip.compress(idx_bytes(np.zeros((3, 28, 28)), 2049), mtime=0), "magic number 2049, expected 2051"),
+        (gzip.compress(idx_bytes(np.zeros((3, 28, 27)), 2051), mtime=0), r"shape \(3, 28, 27\), expected \(3, 28, 28\)"),
+        (gzip.compress(idx_bytes(np.zeros((3, 28, 28)), 2051)[:-5], mtime=0), "body has"),
+        (gzip.compress(idx_bytes(np.zeros((3, 28, 28)), 2051), mtime=0)[:-20], "corrupt or truncated gzip"),
         (b"not a gzip file at all", "corrupt or truncated gzip"),
-        (gzip.compress(b"\x00\x00"), "too short"),
+        (gzip.compress(b"\x00\x00", mtime=0), "too short"),
     ],
+    ids=["magic", "shape", "short-body", "truncated-gzip", "not-gzip", "short-header"],
 )
 def test_read_idx_rejects_bad_files(tmp_path, content, match):
     path = tmp_path / "bad.gz"
