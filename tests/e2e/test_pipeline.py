@@ -280,12 +280,13 @@ def test_killed_gan_resumes_and_ends_with_the_same_metrics(long_ccgan, tmp_path,
 
 
 @pytest.mark.parametrize("change, expected", [
-    # a LeNet change: the LeNet, then (as their inputs change) everything that reads it
-    ({"lenet.lr": 0.002}, {"train_lenet"}),
+    # a LeNet change: both LeNets (the edge reader shares lenet.*); their dependants follow later
+    ({"lenet.lr": 0.002}, {"train_lenet", "train_edge_lenet"}),
     # a CCGAN learning rate: every CCGAN run; no DCGAN, CoGAN, LeNet or PCA stage
     ({"ccgan.lr": 0.001}, {"train_ccgan@{run}"}),
-    # one more CCGAN config: only the new run trains
-    ({"ccgan.runs": ["{run}", "F1-D2-B32"]}, {"train_ccgan@F1-D2-B32"}),
+    # one more CCGAN config: only the new run trains; generate_synthetic reads ccgan.runs, since
+    # the new run may be the best one
+    ({"ccgan.runs": ["{run}", "F1-D2-B32"]}, {"train_ccgan@F1-D2-B32", "generate_synthetic"}),
     # a CoGAN setting: the CoGAN pairs only
     ({"cogan.shared_layers": 2}, {"train_cogan@rotate", "train_cogan@negative", "train_cogan@edge"}),
 ], ids=["lenet", "ccgan-lr", "ccgan-more", "cogan"])
