@@ -34,6 +34,12 @@ TINY_OVERRIDES: dict[str, object] = {
     "scoring.samples": 200,  # every final score: GAN runs, synthetic set, PCA rebuilds and PPCA samples
     # the GANs: a few steps each, enough to exercise every stage and output
     "gan.eval_samples": 100,
+    # no weight average for the image GANs: re-estimating the average's batch-norm statistics
+    # (loop.BN_SAMPLES of noise through a full-size generator, at every scored epoch) would be
+    # most of a tiny stage's time; tests/unit/gan/test_loop.py covers the average, and the
+    # CoGAN keeps its own here
+    "dcgan.ema": 0.0,
+    "ccgan.ema": 0.0,
     "dcgan.epochs": 1,
     "dcgan.train_limit": 64,
     "dcgan.eval_every": 1,

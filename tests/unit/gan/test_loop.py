@@ -26,6 +26,13 @@ from tiny import apply_overrides
 CONFIG = loop.TrainConfig(epochs=1, batch_size=8, lr=1e-3, betas=(0.5, 0.999), seed=0)
 
 
+@pytest.fixture(autouse=True)
+def _small_bn_estimate(monkeypatch):
+    """The averaged generator's batch-norm statistics from 512 noise vectors, not 4,096: the
+    same code path, an eighth of the forward passes through a full-size generator."""
+    monkeypatch.setattr(loop, "BN_SAMPLES", 2 * loop.BN_BATCH)
+
+
 def make(family: str, n: int = 8, vbn: bool = False):
     """A freshly initialised (seeded) family and tiny random training tensors for it."""
     torch.manual_seed(0)
