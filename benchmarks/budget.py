@@ -30,9 +30,8 @@ import yaml
 from mnistgan import classifier
 from mnistgan.data import domains
 from mnistgan.files import load_npz
-from mnistgan.gan import coupled, image, loop, sampling
+from mnistgan.gan import coupled, image, loop, registry, sampling
 from mnistgan.metrics import scores
-from mnistgan.models import cogan
 from mnistgan.pipeline import device as devices, params as params_mod
 from mnistgan.pipeline.memory import keep_freed_memory
 from mnistgan.pipeline.seeding import seed_everything
@@ -40,37 +39,34 @@ from mnistgan.pipeline.stage import set_cpu_threads
 
 
 def build(family: str, what: str, params: dict, data_dir: Path, dev):
-    """The model, its training tensors and TrainConfig, as the family's stage builds them."""
+    """The model, its training tensors and TrainConfig, as the family's stage builds them (the
+    registry's builder: stages/train_gan.py for an image family, stages/train_cogan.py for a pair)."""
+    spec = registry.get(family)
     train = load_npz(data_dir / "train.npz")
-    if family == "cogan":
-        p = params["cogan"]
+    p, seed = params[spec.name], params["seed"]
+    if spec in registry.coupled_families():
         halves = load_npz(data_dir / "domains.npz")
         first, second = train["x"][halves["half_a"]], halves[what]
         n = min(len(first), len(second))
         data = tuple(scores.to_model_input(x[:n]).to(dev) for x in (first, second))
-        model = coupled.CoupledGAN(cogan.CoupledGenerator(p["latent"], p["shared_layers"], p["width"]).to(dev),
-                                   cogan.CoupledDiscriminator().to(dev))
         batch, betas, bf16, compile_ = p["batch_size"], p["betas"], p["bf16"], p["compile"]
         epochs, limit = params_mod.pair_budget(p, what)
     else:
-        p, shared = params[family], params["gan"]
-        spec = params_mod.parse_run_id(what)
+        shared = params["gan"]
         x = scores.to_model_input(train["x"]).to(dev)
-        data = (x, torch.as_tensor(train["y"], dtype=torch.long, device=dev)) if family == "ccgan" else (x,)
-        model = image.image_gan(data, conditional=family == "ccgan", width=spec.width, depth=spec.depth,
-                                latent=shared["latent"], vbn_batch=spec.batch_size if spec.vbn else 0,
-                                real_target=p["label_smoothing"] if spec.smoothing else 1.0, seed=params["seed"])
-        batch, betas, bf16, compile_ = spec.batch_size, shared["betas"], shared["bf16"], shared["compile"]
+        data = (x, torch.as_tensor(train["y"], dtype=torch.long, device=dev)) if spec.conditional else (x,)
+        batch, betas, bf16, compile_ = params_mod.parse_run_id(what).batch_size, shared["betas"], shared["bf16"], shared["compile"]
         epochs, limit = p["epochs"], p["train_limit"]
+    model = spec.build(data, params, what, seed)
     config = loop.TrainConfig(epochs=epochs, batch_size=batch, lr=p["lr"], betas=tuple(betas),
-                              seed=params["seed"], train_limit=limit, bf16=bf16, compile=compile_,
+                              seed=seed, train_limit=limit, bf16=bf16, compile=compile_,
                               lr_decay=p["lr_decay"], ema=p["ema"])
     return model, data, config
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("family", choices=("dcgan", "ccgan", "cogan"))
+    parser.add_argument("family", choices=sorted(registry.FAMILIES))
     parser.add_argument("what", help="run id (F1-D1-B64) or CoGAN pair (edge, negative, rotate)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="params override")
     parser.add_argument("--params", default="params.yaml")
@@ -94,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     model, data, config = build(args.family, args.what, params, Path(args.data), dev)
     scorer, ref_stats = classifier.load_scorer(args.scorer, dev)
     batch, seed = params["scoring"]["batch_size"], params["seed"] + sampling.EVAL_SEED
-    if args.family == "cogan":
+    if registry.get(args.family) in registry.coupled_families():
         if args.what in domains.INVERSES:
             second, back = scorer, domains.INVERSES[args.what]
         else:

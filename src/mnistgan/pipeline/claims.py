@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mnistgan.metrics.intervals import wilson_ci95
-from mnistgan.pipeline.summary import get
+from mnistgan.gan.registry import PAIRS
+from mnistgan.pipeline.summary import PAIR_THEIRS, get
 
 HOLDS, PARTLY, FAILS, UNTESTED, PENDING = "holds", "holds partly", "does not hold", "not testable here", "pending"
 SCORE = {HOLDS: 1.0, PARTLY: 0.5, FAILS: 0.0}
@@ -194,7 +195,7 @@ def _tsne(s, spread, study):
 
 
 def _domain_quality(s, spread, study):
-    pairs = {p: get(s, f"cogan.{p}") for p in ("rotate", "negative", "edge")}
+    pairs = {p: get(s, f"cogan.{p}") for p in PAIRS}
     if not all(pairs.values()) or any("fid_domain2" not in v for v in pairs.values()):
         return Verdict(UNTESTED, "needs the rotate, negative and edge CoGANs")
     ratio = {p: v["fid_domain2"] / v["fid_domain1"] for p, v in pairs.items()}
@@ -223,7 +224,7 @@ def _joint(s, spread, study):
 
 def _pixel_agreement(s, spread, study):
     out, met = [], []
-    for pair, bar in (("edge", 0.952), ("negative", 0.967)):
+    for pair, bar in PAIR_THEIRS.items():
         a, ci = get(s, f"cogan.{pair}.agreement"), get(s, f"cogan.{pair}.agreement_ci95")
         if a is None:
             return Verdict(UNTESTED, f"needs the {pair} CoGAN")
