@@ -55,7 +55,8 @@ def build(family: str, what: str, params: dict, data_dir: Path, dev):
         shared = params["gan"]
         x = scores.to_model_input(train["x"]).to(dev)
         data = (x, torch.as_tensor(train["y"], dtype=torch.long, device=dev)) if spec.conditional else (x,)
-        batch, betas, bf16, compile_ = params_mod.parse_run_id(what).batch_size, shared["betas"], shared["bf16"], shared["compile"]
+        batch, betas = params_mod.parse_run_id(what).batch_size, shared["betas"]
+        bf16, compile_ = shared["bf16"], shared["compile"]
         epochs, limit = p["epochs"], p["train_limit"]
     model = spec.build(data, params, what, seed)
     config = loop.TrainConfig(epochs=epochs, batch_size=batch, lr=p["lr"], betas=tuple(betas),

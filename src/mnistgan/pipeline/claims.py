@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from mnistgan.metrics.intervals import wilson_ci95
 from mnistgan.gan.registry import PAIRS
+from mnistgan.metrics.intervals import wilson_ci95
 from mnistgan.pipeline.summary import PAIR_THEIRS, get
 
 HOLDS, PARTLY, FAILS, UNTESTED, PENDING = "holds", "holds partly", "does not hold", "not testable here", "pending"
