@@ -64,9 +64,10 @@ from pathlib import Path
 from typing import Any
 
 from mnistgan.errors import PipelineError, first_line
+from mnistgan.gan import registry
 from mnistgan.pipeline import params as params_mod
 
-DEFAULT_STAGES = ("train_dcgan@*", "train_ccgan@*", "train_cogan@*")
+DEFAULT_STAGES = tuple(f"train_{name}@*" for name in registry.FAMILIES)  # dvc.yaml: train_<family>@<run>
 REMOTE = "shard"  # the DVC remote's name in every clone's .dvc/config.local
 DVC = [sys.executable, "-m", "dvc"]
 

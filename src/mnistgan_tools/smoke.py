@@ -46,15 +46,15 @@ from mnistgan.pipeline import params as params_mod, summary as schema
 # Keys that set how much work a stage does, not what it computes: epochs, images per epoch
 # (and the data they are drawn from), scored samples and how often scores are taken, the sizes
 # of the hybrid and PCA stages. The smoke run changes these and nothing else.
+_FAMILY_BUDGET = ("epochs", "train_limit", "eval_every")  # in every family's params section
+_COUPLED_BUDGET = ("eval_samples", "domain_lenet_epochs", "epochs_by_pair", "train_limit_by_pair")
 BUDGET_KEYS = frozenset({
     "data.train_limit", "data.test_limit", "data.tsne_samples",
     "lenet.epochs",
     "scoring.samples", "gan.eval_samples",
-    "dcgan.epochs", "dcgan.train_limit", "dcgan.eval_every",
-    "ccgan.epochs", "ccgan.train_limit", "ccgan.eval_every",
-    "cogan.epochs", "cogan.train_limit", "cogan.eval_every", "cogan.eval_samples", "cogan.domain_lenet_epochs",
+    *(f"{name}.{key}" for name in registry.FAMILIES for key in _FAMILY_BUDGET),
+    *(f"{spec.name}.{key}" for spec in registry.coupled_families() for key in _COUPLED_BUDGET),
     "hybrid.total", "hybrid.test_images", "hybrid.epochs", "hybrid.curve_total", "hybrid.curve_epochs",
-    "cogan.epochs_by_pair", "cogan.train_limit_by_pair",
     "pca.fit_images",
 })
 
@@ -65,24 +65,17 @@ SMOKE_BUDGET: dict[str, Any] = {
     "lenet.epochs": 1,
     "scoring.samples": 200,     # every final score; > lenet.hidden[1] (84), the LeNet-FID features
     "gan.eval_samples": 100,
-    "dcgan.epochs": 1,
-    "dcgan.train_limit": 128,   # one batch of the B128 runs
-    "dcgan.eval_every": 1,
-    "ccgan.epochs": 1,
-    "ccgan.train_limit": 128,
-    "ccgan.eval_every": 1,
-    "cogan.epochs": 1,
-    "cogan.train_limit": 64,    # one batch of the paper's 64 pairs
-    "cogan.eval_every": 1,
-    "cogan.eval_samples": 100,
-    "cogan.domain_lenet_epochs": 1,
+    **{f"{spec.name}.{key}": value for spec in registry.image_families()
+       for key, value in (("epochs", 1), ("train_limit", 128), ("eval_every", 1))},  # one batch of B128
+    **{f"{spec.name}.{key}": value for spec in registry.coupled_families()
+       for key, value in (("epochs", 1), ("train_limit", 64),  # one batch of the paper's 64 pairs
+                          ("eval_every", 1), ("eval_samples", 100), ("domain_lenet_epochs", 1),
+                          ("epochs_by_pair", {}), ("train_limit_by_pair", {}))},  # every pair alike
     "hybrid.total": 500,
     "hybrid.test_images": 200,
     "hybrid.epochs": 1,
     "hybrid.curve_total": 0,    # = hybrid.total
     "hybrid.curve_epochs": 0,   # = hybrid.epochs
-    "cogan.epochs_by_pair": {},  # every pair at cogan.epochs
-    "cogan.train_limit_by_pair": {},  # ... and at cogan.train_limit
 }
 assert set(SMOKE_BUDGET) <= BUDGET_KEYS
 
