@@ -153,6 +153,7 @@ def measure(config: plan.Config, device_name: str, steps: int, warmup: int, data
         coupled,
         image,
         loop,  # noqa: F401
+        registry,
         sampling,  # noqa: F401
     )
     from mnistgan.metrics import scores
@@ -191,18 +192,19 @@ def measure(config: plan.Config, device_name: str, steps: int, warmup: int, data
                                         channels=config.channels, hidden=config.hidden, device=dev)
         score = None
     else:
-        if config.family == "cogan":
+        if config.family in plan.COUPLED:
             half = n // 2
             data_t = (x[:half], x[half: 2 * half])
-            model = coupled.CoupledGAN(cogan.CoupledGenerator(config.latent, config.shared_layers, config.width).to(dev),
+            model = coupled.CoupledGAN(cogan.CoupledGenerator(config.latent, config.shared_layers, config.width,
+                                                              config.output_layer).to(dev),
                                        cogan.CoupledDiscriminator().to(dev))
 
             def score():
                 classify = lambda a, c: (classifier.predict(scorer, a, scoring_batch, dev).argmax(1),  # noqa: E731
                                          classifier.predict(scorer, c, scoring_batch, dev).argmax(1))
-                coupled.agreement_scores(model.generator, "rotate", score_samples, 2, scoring_batch, classify)
+                coupled.agreement_scores(model.generator, registry.PAIRS[0], score_samples, 2, scoring_batch, classify)
         else:
-            conditional = config.family == "ccgan"
+            conditional = registry.get(config.family).conditional
             data_t = (x, y) if conditional else (x,)
             model = image.image_gan(data_t, conditional=conditional, width=int(config.width), depth=config.depth,
                                     latent=config.latent, vbn_batch=b if config.vbn else 0, real_target=1.0, seed=0)
@@ -248,7 +250,7 @@ def device_slug(device) -> str:
 
 
 def switches(params: dict, config: plan.Config) -> tuple[bool, bool]:
-    section = params["cogan"] if config.family == "cogan" else params["gan"]
+    section = params[config.family] if config.family in plan.COUPLED else params["gan"]
     return (section["bf16"], section["compile"]) if config.family != "lenet" else (False, False)
 
 
