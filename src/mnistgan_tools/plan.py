@@ -85,7 +85,9 @@ class Config:
 @dataclass(frozen=True)
 class Part:
     """One training run inside a stage: ``epochs`` x ``images`` (CoGAN: image pairs) through
-    ``config``, and ``scored`` generated digits (pairs) scored over the run."""
+    ``config``, and ``scored`` generated digits (pairs) scored over the run. With ``ema`` on, the
+    noise of each batch-norm re-estimate of G's average (loop.BN_SAMPLES per scored epoch) counts
+    as scored too: a forward pass through G, costed at the scoring rate."""
 
     config: Config
     epochs: int
@@ -122,6 +124,8 @@ def _whole_batches(images: int, limit: int, batch: int) -> int:
 
 def gan_work(params: dict) -> list[StageWork]:
     """One :class:`StageWork` per GAN stage of ``params`` (validated), in dvc.yaml's order."""
+    from mnistgan.gan.loop import BN_SAMPLES
+
     out = []
     n = n_train(params)
     shared = params["gan"]
@@ -133,7 +137,7 @@ def gan_work(params: dict) -> list[StageWork]:
             spec = parse_run_id(run)
             config = Config(family, spec.batch_size, spec.width, spec.depth, spec.vbn, shared["latent"])
             part = Part(config, p["epochs"], _whole_batches(n, p["train_limit"], spec.batch_size),
-                        evals * shared["eval_samples"] + final)
+                        evals * shared["eval_samples"] + final + (evals * BN_SAMPLES if p["ema"] else 0))
             out.append(StageWork(f"train_{family}@{run}", (part,), n))
     pairs = cogan_pairs(params)
     for family in COUPLED:
@@ -142,8 +146,9 @@ def gan_work(params: dict) -> list[StageWork]:
                         output_layer=p["output_layer"])
         for pair in p["pairs"]:
             epochs, limit = pair_budget(p, pair)
+            evals = epochs // p["eval_every"]
             part = Part(config, epochs, _whole_batches(pairs, limit, p["batch_size"]),
-                        (epochs // p["eval_every"] + 1) * p["eval_samples"])
+                        (evals + 1) * p["eval_samples"] + (evals * BN_SAMPLES if p["ema"] else 0))
             out.append(StageWork(f"train_{family}@{pair}", (part,), 2 * pairs))
     return out
 

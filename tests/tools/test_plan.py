@@ -40,6 +40,19 @@ def test_paper_gan_work_is_one_entry_per_stage_with_the_profiles_budgets():
     assert len(plan.configs(work)) == 27 + 1 + 27 + 1 + 1
 
 
+def test_a_weight_average_adds_its_batch_norm_re_estimates_to_the_scored_work():
+    """With ``ema`` on, every scored epoch re-estimates the average's batch-norm statistics from
+    loop.BN_SAMPLES noise vectors through G: work the plan counts with the scoring."""
+    from mnistgan.gan.loop import BN_SAMPLES
+
+    on = apply_overrides(PAPER, {"ccgan.ema": 0.99, "ccgan.eval_every": 5, "cogan.ema": 0.99})
+    off = {w.stage: w.parts[0].scored for w in plan.gan_work(PAPER)}
+    for w in plan.gan_work(on):
+        family = w.stage.removeprefix("train_").split("@")[0]
+        extra = {"dcgan": 0, "ccgan": 25 // 5 * BN_SAMPLES, "cogan": 5 * BN_SAMPLES}[family]
+        assert w.parts[0].scored - off[w.stage] == extra - (20 * 10000 if family == "ccgan" else 0), w.stage
+
+
 def test_quick_work_follows_the_train_limits():
     p = apply_overrides(QUICK, {"dcgan.train_limit": 100, "dcgan.runs": ["F1-D1-B32", "F2-D3-B64-vbn"]})
     work = {w.stage: w.parts[0] for w in plan.gan_work(p)}
