@@ -19,8 +19,8 @@
    time from a process's start to its data being on the device (``startup``).
 2. Project. Each stage's wall time = startup + epochs x images per epoch / images per second
    + scored digits / scored per second (mnistgan_tools.plan.stage work: the profile's epochs,
-   train_limit, eval_every, eval_samples and scoring.samples), and the total with N stages at a
-   time: train_lenet, then the GAN stages and train_edge_lenet over N slots by a longest-first
+   train_limit, eval_every, eval_samples and scoring.samples; with ema, each scored epoch's
+   batch-norm re-estimate of G's average), and the total with N stages at a time: train_lenet, then the GAN stages and train_edge_lenet over N slots by a longest-first
    list schedule (mnistgan_tools.plan.lpt; within 4/3 of the best order), then train_hybrid (it needs
    every CCGAN). Not modelled: download, prepare, pca_sweep, generate_synthetic, evaluate and
    plots_template (minutes at most), DVC's own few seconds per stage, and the per-epoch test
