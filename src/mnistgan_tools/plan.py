@@ -41,9 +41,9 @@ COUPLED = tuple(f.name for f in registry.coupled_families())
 MNIST_TRAIN, MNIST_TEST = 60000, 10000
 FLOAT = 4  # bytes of a float32
 # Memory of a stage beyond its tensors: the Python/torch runtime, MKL/OpenMP pools, dvclive,
-# matplotlib, scoring buffers and the allocator's slack. On a CPU this is process RSS (a
-# quick-profile CCGAN stage peaks at 1.76 GB RSS for ~0.4 GB of tensors); on a GPU, the CUDA
-# context and cuDNN workspaces. The cost model measures the real peak per config.
+# matplotlib, scoring buffers and the allocator's slack. On a CPU this is process RSS, several
+# times a quick-profile stage's tensors (its peak is in metrics/run_info.json); on a GPU, the
+# CUDA context and cuDNN workspaces. The cost model measures the real peak per config.
 BASE_BYTES = {"cpu": 1.25 * 2**30, "cuda": 0.75 * 2**30, "mps": 1.25 * 2**30}
 # Autograd keeps each layer's output for the backward pass and makes gradients of the same
 # size on the way back; the batch-norm and activation temporaries come on top.
