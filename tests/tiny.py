@@ -34,6 +34,10 @@ TINY_OVERRIDES: dict[str, object] = {
     "scoring.samples": 200,  # every final score: GAN runs, synthetic set, PCA rebuilds and PPCA samples
     # the GANs: a few steps each, enough to exercise every stage and output
     "gan.eval_samples": 100,
+    # float32: on a CPU without native bfloat16 autocast emulates it, many times slower than
+    # float32 (docs/performance.md); tests/unit/gan/test_fast_path.py covers the bf16 path
+    "gan.bf16": False,
+    "cogan.bf16": False,
     # no weight average for the image GANs: re-estimating the average's batch-norm statistics
     # (loop.BN_SAMPLES of noise through a full-size generator, at every scored epoch) would be
     # most of a tiny stage's time; tests/unit/gan/test_loop.py covers the average, and the
