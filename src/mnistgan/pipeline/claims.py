@@ -237,7 +237,7 @@ def _pixel_agreement(s, spread, study):
 
 # ----------------------------------------------------------------------------- study-profile claims
 STUDY_NOTE = ("the study profile (profiles/study.yaml): one factor at a time around the best config, "
-              "2 epochs x 9,600 images per run")
+              "2 epochs x 5,760 images per run")
 
 
 def _study(study: list[dict], needs: str, judge_seed: Callable[[dict], tuple[str, str]]) -> Verdict:

@@ -79,3 +79,13 @@ def test_verdicts_reach_the_headlines_file_and_open_the_report():
 def test_no_rule_crashes_on_a_summary_missing_its_inputs(cid):
     bare = {"profile": "quick", "lenet": SUMMARY["lenet"], "data": {"class_counts": SUMMARY["data"]["class_counts"]}}
     assert claims.judge(bare)[cid]["verdict"]
+
+
+def test_the_ledger_states_the_study_profiles_budget():
+    """The grid verdicts name the budget they were tested at; it must be the profile's own."""
+    import yaml
+
+    study = yaml.safe_load((ROOT / "profiles" / "study.yaml").read_text())
+    for family in ("dcgan", "ccgan"):
+        budget = f"{study[family]['epochs']} epochs x {study[family]['train_limit']:,} images per run"
+        assert budget in claims.STUDY_NOTE, (family, budget)
