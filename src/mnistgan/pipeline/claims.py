@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from mnistgan.gan.registry import PAIRS
 from mnistgan.metrics.intervals import wilson_ci95
-from mnistgan.pipeline.summary import PAIR_THEIRS, get
+from mnistgan.pipeline.summary import PAIR_THEIRS, get, headline
 
 HOLDS, PARTLY, FAILS, UNTESTED, PENDING = "holds", "holds partly", "does not hold", "not testable here", "pending"
 SCORE = {HOLDS: 1.0, PARTLY: 0.5, FAILS: 0.0}
@@ -257,7 +257,21 @@ def _runs(r: dict, family: str) -> dict:
     return get(r, f"{family}.runs") or {}
 
 
-def _best_config(family: str, key: str, lower: bool, claimed: str):
+def _center(family: str) -> str:
+    """The report's best config of ``family`` (the summary schema's ``theirs``): the study profile
+    varies one factor at a time around it, so every grid rule compares against it."""
+    return headline(f"{family}.best.config").theirs
+
+
+def _bigger(runs: dict, base: str) -> list[str]:
+    """The runs one step larger in F or D than ``base``, at its batch size."""
+    b = base.split("-")[2]
+    return [n for n in runs if n in (f"F2-D1-{b}", f"F3-D1-{b}", f"F1-D2-{b}", f"F1-D3-{b}")]
+
+
+def _best_config(family: str, key: str, lower: bool):
+    claimed = _center(family)
+
     def judge(r):
         runs = {n: v for n, v in _runs(r, family).items() if n.count("-") == 2}  # plain runs: no -vbn, -ls
         if not runs:
@@ -269,12 +283,10 @@ def _best_config(family: str, key: str, lower: bool, claimed: str):
 
 def _simpler_better(family: str, key: str, lower: bool):
     def judge(r):
-        runs = _runs(r, family)
-        base = next((n for n in runs if n.startswith("F1-D1-") and "-vbn" not in n and "-ls" not in n), None)
-        if base is None:
-            return UNTESTED, "no F1-D1 run"
-        b = base.split("-")[2]
-        bigger = [n for n in runs if n in (f"F2-D1-{b}", f"F3-D1-{b}", f"F1-D2-{b}", f"F1-D3-{b}")]
+        runs, base = _runs(r, family), _center(family)
+        bigger = _bigger(runs, base)
+        if base not in runs or not bigger:
+            return UNTESTED, f"needs {base} and a run with a larger F or D at its batch size"
         better = [n for n in bigger if (runs[n][key] > runs[base][key]) == lower]  # worse than the simple one
         verdict = HOLDS if len(better) == len(bigger) else PARTLY if better else FAILS
         return verdict, f"{base} {_f(runs[base][key], 3)}; bigger F or D worse in {len(better)} of {len(bigger)}"
@@ -282,14 +294,14 @@ def _simpler_better(family: str, key: str, lower: bool):
 
 
 def _variant(family: str, suffix: str, key: str, expect: str):
-    """A -vbn or -ls run against the plain F1-D1 run. A gain: LeNet accuracy above beyond both
-    intervals, or LeNet-FID (no interval) more than 10% lower. ``expect``: "gain" or "no gain"."""
+    """A -vbn or -ls run against the report's best config (:func:`_center`). A gain: LeNet
+    accuracy above beyond both intervals, or LeNet-FID (no interval) more than 10% lower.
+    ``expect``: "gain" or "no gain"."""
     def judge(r):
-        runs = _runs(r, family)
-        base = next((n for n in runs if n.startswith("F1-D1-") and n.count("-") == 2), None)
-        var = f"{base}-{suffix}" if base else None
-        if var not in runs:
-            return UNTESTED, f"no {suffix} run"
+        runs, base = _runs(r, family), _center(family)
+        var = f"{base}-{suffix}"
+        if base not in runs or var not in runs:
+            return UNTESTED, f"needs {base} and {var}"
         a, b = runs[base], runs[var]
         if key == "lenet_acc":
             gain = _apart(b["lenet_acc_ci95"], a["lenet_acc_ci95"]) == 1
@@ -303,12 +315,10 @@ def _variant(family: str, suffix: str, key: str, expect: str):
 def _complex_better(family: str, key: str, lower: bool):
     """Some run with a larger F or D beats F1-D1, by under 2 points of accuracy (or 10% of FID)."""
     def judge(r):
-        runs = _runs(r, family)
-        base = next((n for n in runs if n.startswith("F1-D1-") and n.count("-") == 2), None)
-        if base is None:
-            return UNTESTED, "no F1-D1 run"
-        b = base.split("-")[2]
-        bigger = [n for n in runs if n in (f"F2-D1-{b}", f"F3-D1-{b}", f"F1-D2-{b}", f"F1-D3-{b}")]
+        runs, base = _runs(r, family), _center(family)
+        bigger = _bigger(runs, base)
+        if base not in runs or not bigger:
+            return UNTESTED, f"needs {base} and a run with a larger F or D at its batch size"
         margin = [(n, runs[n][key] - runs[base][key]) for n in bigger]
         better = [(n, d) for n, d in margin if (d < 0 if lower else d > 0)]
         mere = all(abs(d) < (0.1 * runs[base][key] if lower else 0.02) for _, d in better)
@@ -323,7 +333,7 @@ CLAIMS: tuple[Claim, ...] = (
           "holds if the test accuracy's interval and its worst seed are >= 0.988 and train >= 0.994", _lenet),
     Claim("c02", "000, 2.3, Figs 2-4", "DCGAN F1-D1-B32 is the best config",
           "holds if F1-D1-B32 has the lowest LeNet-FID of the plain runs on every seed",
-          lambda s, sp, st: _study(st, "dcgan", _best_config("dcgan", "fid", True, "F1-D1-B32"))),
+          lambda s, sp, st: _study(st, "dcgan", _best_config("dcgan", "fid", True))),
     Claim("c03", "000, 2.1", "G ~7M and D ~310k parameters at F1-D1",
           "holds if both counts are within 10% of the report's", _param_counts),
     Claim("c04", "000, 2.3", "simpler DCGANs beat the more complex ones",
@@ -334,7 +344,7 @@ CLAIMS: tuple[Claim, ...] = (
           lambda s, sp, st: _study(st, "dcgan", _variant("dcgan", "vbn", "fid", "no gain"))),
     Claim("c06", "000, 3.3, Fig 6", "CCGAN F1-D1-B64 is the best config (94.7%); simpler configs marginally better",
           "holds if F1-D1-B64 has the highest LeNet accuracy of the plain runs on every seed",
-          lambda s, sp, st: _study(st, "ccgan", _best_config("ccgan", "lenet_acc", False, "F1-D1-B64"))),
+          lambda s, sp, st: _study(st, "ccgan", _best_config("ccgan", "lenet_acc", False))),
     Claim("c07", "000, Figs 2, 17", "the CCGAN's D accuracy stays almost constant, the DCGAN's is volatile",
           "needs per-epoch D accuracy over many epochs: not decided at 2-3 epochs per run",
           lambda s, sp, st: Verdict(UNTESTED, "2-3 epochs per run here; the paper profile (25 epochs) tests it",

@@ -99,9 +99,10 @@ def _ledger(s: dict) -> list[str]:
     return _section(
         "Claims ledger",
         f"Every claim of both reports and of this project, with the verdict its rule computes from the "
-        f"numbers (src/mnistgan/pipeline/claims.py): {counts[claims.HOLDS]} hold, {counts[claims.PARTLY]} "
-        f"hold partly, {counts[claims.FAILS]} do not hold, {counts[claims.PENDING]} await more seeds of "
-        f"the study profile, {counts[claims.UNTESTED]} are not testable here. Intervals are 95%; "
+        f"numbers (src/mnistgan/pipeline/claims.py). Holds: {counts[claims.HOLDS]}; holds partly: "
+        f"{counts[claims.PARTLY]}; does not hold: {counts[claims.FAILS]}; pending (awaiting more seeds of "
+        f"the study profile): {counts[claims.PENDING]}; not testable here: {counts[claims.UNTESTED]}. "
+        f"Intervals are 95%; "
         f"\"worst of n seeds\" reads results/spread/, the study profile's seeds results/seeds/study/.",
         "",
         table(["#", "claim", "source", "verdict", "evidence", "rule", "profile"], rows),

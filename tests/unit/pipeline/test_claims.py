@@ -58,6 +58,19 @@ def test_a_grid_claim_is_pending_until_three_study_seeds_and_then_decided_on_all
     assert verdicts(SUMMARY, study=[seed(k, 95.0) for k in range(3)])["c02"] == claims.FAILS
 
 
+def test_the_grid_rules_compare_against_the_reports_best_config_whatever_the_runs_order():
+    """The study profile's runs sort with F1-D1-B128 first; every grid rule must still centre on
+    the report's best config (DCGAN F1-D1-B32), find its -vbn and -ls runs, and decide."""
+    fids = {"F1-D1-B128": 300.0, "F1-D1-B32": 100.0, "F1-D1-B32-ls": 120.0, "F1-D1-B32-vbn": 80.0,
+            "F1-D1-B64": 150.0, "F1-D2-B32": 200.0, "F1-D3-B32": 90.0, "F2-D1-B32": 110.0, "F3-D1-B32": 130.0}
+    study = [{"seed": k, "dcgan": {"runs": {n: {"fid": f} for n, f in sorted(fids.items())}}} for k in range(3)]
+    got = claims.judge(SUMMARY, None, study)
+    assert got["c02"]["verdict"] == claims.FAILS  # F1-D3-B32 (90) beats F1-D1-B32 (100)
+    assert got["c04"]["verdict"] == claims.PARTLY and "worse in 3 of 4" in got["c04"]["evidence"]
+    assert got["c05"]["verdict"] == claims.FAILS  # the -vbn run is 20% below the plain one
+    assert "F1-D1-B32 100.000, F1-D1-B32-vbn 80.000" in got["c05"]["evidence"]
+
+
 def test_a_verdict_uses_the_worst_seed_of_the_spread():
     spread = {"metrics": {"lenet.test_acc": {"worst": 0.985, "n": 3}}}
     assert verdicts(SUMMARY)["c01"] == claims.HOLDS
