@@ -263,6 +263,11 @@ def _center(family: str) -> str:
     return headline(f"{family}.best.config").theirs
 
 
+def _score(run: dict, key: str) -> str:
+    """A run's score with its 95% interval where the summary has one (LeNet accuracy; FID has none)."""
+    return _ci(run[key], run.get(f"{key}_ci95"), 3)
+
+
 def _bigger(runs: dict, base: str) -> list[str]:
     """The runs one step larger in F or D than ``base``, at its batch size."""
     b = base.split("-")[2]
@@ -277,7 +282,7 @@ def _best_config(family: str, key: str, lower: bool):
         if not runs:
             return UNTESTED, "no runs"
         best = (min if lower else max)(runs, key=lambda n: runs[n][key])
-        return (HOLDS if best == claimed else FAILS), f"best by {key}: {best} ({_f(runs[best][key], 3)})"
+        return (HOLDS if best == claimed else FAILS), f"best by {key}: {best} ({_score(runs[best], key)})"
     return judge
 
 
@@ -289,7 +294,7 @@ def _simpler_better(family: str, key: str, lower: bool):
             return UNTESTED, f"needs {base} and a run with a larger F or D at its batch size"
         better = [n for n in bigger if (runs[n][key] > runs[base][key]) == lower]  # worse than the simple one
         verdict = HOLDS if len(better) == len(bigger) else PARTLY if better else FAILS
-        return verdict, f"{base} {_f(runs[base][key], 3)}; bigger F or D worse in {len(better)} of {len(bigger)}"
+        return verdict, f"{base} {_score(runs[base], key)}; bigger F or D worse in {len(better)} of {len(bigger)}"
     return judge
 
 
@@ -308,7 +313,7 @@ def _variant(family: str, suffix: str, key: str, expect: str):
         else:
             gain = b[key] < 0.9 * a[key]
         ok = gain if expect == "gain" else not gain
-        return (HOLDS if ok else FAILS), f"{base} {_f(a[key], 3)}, {var} {_f(b[key], 3)}"
+        return (HOLDS if ok else FAILS), f"{base} {_score(a, key)}, {var} {_score(b, key)}"
     return judge
 
 
@@ -324,7 +329,7 @@ def _complex_better(family: str, key: str, lower: bool):
         mere = all(abs(d) < (0.1 * runs[base][key] if lower else 0.02) for _, d in better)
         verdict = HOLDS if better and mere else PARTLY if better else FAILS
         named = ", ".join(f"{n} ({d:+.3f})" for n, d in better) or "none"
-        return verdict, f"{base} {_f(runs[base][key], 3)}; better: {named}"
+        return verdict, f"{base} {_score(runs[base], key)}; better: {named}"
     return judge
 
 

@@ -71,6 +71,19 @@ def test_the_grid_rules_compare_against_the_reports_best_config_whatever_the_run
     assert "F1-D1-B32 100.000, F1-D1-B32-vbn 80.000" in got["c05"]["evidence"]
 
 
+def test_an_accuracy_grid_rule_decides_by_the_intervals_it_shows():
+    """CCGAN -ls "adds about 3 points": a gain only when the intervals part, and the evidence
+    carries both intervals so a reader can check the rule."""
+    def run(acc, half):
+        return {"lenet_acc": acc, "lenet_acc_ci95": [acc - half, acc + half]}
+    overlapping = {"F1-D1-B64": run(0.70, 0.02), "F1-D1-B64-ls": run(0.73, 0.02)}
+    apart = {"F1-D1-B64": run(0.70, 0.01), "F1-D1-B64-ls": run(0.73, 0.01)}
+    study = [{"seed": k, "ccgan": {"runs": overlapping if k == 0 else apart}} for k in range(3)]
+    got = claims.judge(SUMMARY, None, study)["c09"]
+    assert got["verdict"] == claims.PARTLY  # seed 0's +3 points lie within the noise
+    assert "seed 0: F1-D1-B64 0.700 [0.680, 0.720], F1-D1-B64-ls 0.730 [0.710, 0.750] (does not hold)" in got["evidence"]
+
+
 def test_a_verdict_uses_the_worst_seed_of_the_spread():
     spread = {"metrics": {"lenet.test_acc": {"worst": 0.985, "n": 3}}}
     assert verdicts(SUMMARY)["c01"] == claims.HOLDS
