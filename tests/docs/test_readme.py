@@ -73,3 +73,18 @@ def test_the_compare_section_shows_three_commands_and_their_output_in_20_lines_w
     for command in ("dvc exp run", "dvc exp show", "dvc metrics diff", "dvc plots diff"):
         assert command in "\n".join(section), command
     assert "--drop" not in text and "--keep" not in text
+
+
+def test_the_readmes_ledger_counts_are_the_reports():
+    """The README's results open with the ledger's tally, typed in prose; it must be the tally
+    evaluate wrote into REPORT.md, or a rerun that flips a verdict leaves the README stale."""
+    report = (ROOT / "REPORT.md").read_text()
+    tally = re.search(r"Holds: (\d+); holds partly: (\d+); does not hold: (\d+); pending[^:]*: (\d+); "
+                      r"not testable here: (\d+)\.", report)
+    assert tally, "REPORT.md's ledger line changed its wording"
+    holds, partly, fails, pending, untested = (int(n) for n in tally.groups())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    said = re.search(r"(\d+) hold, (\d+) hold partly, (\d+) do(?:es)? not hold(?:, (\d+) (?:is|are) pending)? and "
+                     r"(\d+) (?:is|are) not testable here", readme)
+    assert said, "README.md's results section no longer states the ledger's tally"
+    assert [int(n or 0) for n in said.groups()] == [holds, partly, fails, pending, untested]
