@@ -103,7 +103,9 @@ def _ledger(s: dict) -> list[str]:
         f"{counts[claims.PARTLY]}; does not hold: {counts[claims.FAILS]}; pending (awaiting more seeds of "
         f"the study profile): {counts[claims.PENDING]}; not testable here: {counts[claims.UNTESTED]}. "
         f"Intervals are 95%; "
-        f"\"worst of n seeds\" reads results/spread/, the study profile's seeds results/seeds/study/.",
+        f"\"worst of n seeds\" reads results/spread/, the study profile's seeds results/seeds/study/. "
+        f"The profile column says where a row's numbers come from; the grid claims are judged on each of seeds "
+        f"0-{claims.STUDY_SEEDS - 1} of {claims.STUDY_NOTE}.",
         "",
         table(["#", "claim", "source", "verdict", "evidence", "rule", "profile"], rows),
     )

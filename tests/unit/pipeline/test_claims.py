@@ -115,3 +115,6 @@ def test_the_ledger_states_the_study_profiles_budget():
     for family in ("dcgan", "ccgan"):
         budget = f"{study[family]['epochs']} epochs x {study[family]['train_limit']:,} images per run"
         assert budget in claims.STUDY_NOTE, (family, budget)
+    seeds = [{"seed": k, "dcgan": {"runs": {"F1-D1-B32": {"fid": 100.0}}}} for k in range(claims.STUDY_SEEDS)]
+    text = report.render({**SUMMARY, "claims": claims.judge(SUMMARY, None, seeds)}, {})
+    assert claims.STUDY_NOTE in text  # once every seed is in, the budget still stands beside the verdicts
