@@ -9,13 +9,18 @@ The schema (JSON Schema of every section and key, from the validation models of
 src/mnistgan/pipeline/params.py) depends on the code only, not on the values, so a valid
 change of a param leaves it byte-identical and reruns only the stages that read that param.
 An editor with a YAML language server can use it to check params.yaml as you type.
+
+A valid file can still be slow on this machine: bfloat16 on a CPU without native bfloat16
+gets one warning line here, at the start of the run, not seconds per step later.
 """
 
 import json
+import sys
 
 import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 
 from mnistgan.files import atomic_path
+from mnistgan.pipeline import bf16
 from mnistgan.pipeline import params as params_mod
 from mnistgan.pipeline.stage import run_stage
 
@@ -25,6 +30,8 @@ def main(args, params):
     with atomic_path(args.schema) as tmp:
         tmp.write_text(json.dumps(params_mod.json_schema(), indent=1, sort_keys=True) + "\n")
     print(f"check_params: {args.params} is valid; schema in {args.schema}")
+    if note := bf16.warning(params):
+        print(f"check_params: {note}", file=sys.stderr)
 
 
 def configure(parser):
