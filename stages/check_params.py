@@ -20,8 +20,7 @@ import sys
 import src_path  # noqa: F401  (first: puts this checkout's src/ first on sys.path)
 
 from mnistgan.files import atomic_path
-from mnistgan.pipeline import bf16
-from mnistgan.pipeline import params as params_mod
+from mnistgan.pipeline import bf16, params as params_mod
 from mnistgan.pipeline.stage import run_stage
 
 

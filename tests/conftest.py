@@ -84,3 +84,18 @@ def shared_mnist() -> Path | None:
     if cand and "://" not in cand and (Path(cand) / "train-images-idx3-ubyte.gz").is_file():
         return Path(cand).resolve()
     return None
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """A function that pretends the machine has (or lacks) CUDA and MPS; no env override
+    (the mnistgan.pipeline.device and .bf16 tests)."""
+    import torch
+
+    monkeypatch.delenv("MNISTGAN_DEVICE", raising=False)
+
+    def fake(cuda: bool, mps: bool) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+    return fake

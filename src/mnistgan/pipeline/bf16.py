@@ -25,7 +25,7 @@ def native_on_cpu(cpuinfo: str | None = None) -> bool | None:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
             return None
-    flags = re.search(r"^flags\s*:(.*)$", cpuinfo, flags=re.M)
+    flags = re.search(r"^flags\s*:(.*)$", cpuinfo, flags=re.MULTILINE)
     if flags is None:
         return None
     return bool({"avx512_bf16", "amx_bf16"} & set(flags.group(1).split()))

@@ -6,22 +6,8 @@ so every branch runs on any machine."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from mnistgan.pipeline import bf16
-
-
-@pytest.fixture
-def machine(monkeypatch):
-    """A function that pretends the machine has (or lacks) CUDA and MPS; no env override."""
-    monkeypatch.delenv("MNISTGAN_DEVICE", raising=False)
-
-    def fake(cuda: bool, mps: bool) -> None:
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
-
-    return fake
-
 
 AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
 BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 avx512f avx512_bf16 amx_tile amx_bf16\n"

@@ -14,18 +14,6 @@ from mnistgan.errors import PipelineError
 from mnistgan.pipeline import device, seeding
 
 
-@pytest.fixture
-def machine(monkeypatch):
-    """A function that pretends the machine has (or lacks) CUDA and MPS; no env override."""
-    monkeypatch.delenv("MNISTGAN_DEVICE", raising=False)
-
-    def fake(cuda: bool, mps: bool) -> None:
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
-
-    return fake
-
-
 @pytest.mark.parametrize("cuda,mps,expected", [
     (True, True, "cuda"),    # cuda wins over mps
     (True, False, "cuda"),
